@@ -1,0 +1,61 @@
+# creditrisk — two commands: `make demo` and `make test`.
+# Everything installs into .venv from requirements.lock (pinned); the venv is reused
+# until the lock changes.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+UV := $(BIN)/uv
+UV_VERSION := 0.13.9
+export CREDITRISK_HOME ?= $(CURDIR)/.creditrisk
+export DAGSTER_HOME ?= $(CREDITRISK_HOME)/dagster_home
+
+.PHONY: install demo test test-unit test-integration dev bench lint typecheck lock clean dbt-parse
+
+install: $(STAMP)
+
+$(STAMP): requirements.lock pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH" >&2; exit 1; }
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -m pip install -q --disable-pip-version-check uv==$(UV_VERSION)
+	@echo "installing pinned dependencies from requirements.lock into $(VENV) ..."
+	@$(UV) pip sync --python $(BIN)/python requirements.lock
+	@$(UV) pip install --python $(BIN)/python --no-deps -e .
+	@$(MAKE) --no-print-directory dbt-parse
+	@touch $(STAMP)
+
+dbt-parse:
+	@cd dbt_project && ../$(BIN)/dbt parse --quiet --profiles-dir . >/dev/null
+
+lock:
+	@$(UV) pip compile pyproject.toml --extra dev --python-version 3.11 \
+	  --python-platform x86_64-manylinux_2_28 -o requirements.lock
+
+demo: install
+	@$(BIN)/python -m creditrisk_assets.demo
+
+test: install
+	@$(BIN)/python -m pytest -q tests
+
+test-unit: install
+	@$(BIN)/python -m pytest -q tests/unit
+
+test-integration: install
+	@$(BIN)/python -m pytest -q tests/integration
+
+dev: install
+	@mkdir -p $(DAGSTER_HOME)
+	@$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+
+bench: install
+	@$(BIN)/python -m bench
+
+lint: install
+	@$(BIN)/ruff check creditrisk_assets serving tests bench
+
+typecheck: install
+	@$(BIN)/mypy creditrisk_assets serving
+
+clean:
+	rm -rf .creditrisk

@@ -1,0 +1,36 @@
+"""Shared bits of the benchmarks: a scratch folder, timing, and a uniform report line."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+T = TypeVar("T")
+WORK = Path(__file__).parent / ".work"
+
+
+def scratch(name: str, fresh: bool = True) -> Path:
+    path = WORK / name
+    if fresh and path.exists():
+        shutil.rmtree(path)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def timed(fn: Callable[[], T], repeat: int = 1) -> tuple[float, T]:
+    """Best wall time of ``repeat`` calls, and the last result."""
+    best, out = float("inf"), None
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        out = fn()
+        best = min(best, time.perf_counter() - t0)
+    return best, out  # type: ignore[return-value]
+
+
+def report(label: str, rows: int, seconds: float) -> float:
+    rate = rows / seconds if seconds else float("inf")
+    print(f"  {label:<44} {rows:>10,} rows  {seconds:8.2f} s  {rate:>12,.0f} rows/s", flush=True)
+    return rate

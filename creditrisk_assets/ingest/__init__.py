@@ -1,0 +1,1 @@
+"""Landing → bronze: parse hourly drops into immutable Parquet with lineage and an audit log."""

@@ -1,0 +1,16 @@
+"""Jobs: named selections of assets that sensors and schedules run."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dagster as dg
+
+
+def build_jobs(partitions_def: dg.PartitionsDefinition) -> dict[str, Any]:
+    return {
+        "ingest_bronze": dg.define_asset_job(
+            "ingest_bronze", selection=dg.AssetSelection.groups("bronze"), partitions_def=partitions_def,
+            description="Landing → bronze for the requested hours (one run per range).",
+        ),
+    }

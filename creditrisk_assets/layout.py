@@ -1,0 +1,43 @@
+"""Where things live in the object store: one place for every key pattern."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+HOUR_FMT = "%Y-%m-%d-%H:%M"  # Dagster's hourly partition key format
+
+_LANDING_RE = re.compile(r"^landing/(?P<table>[a-z_]+)/(?P<date>\d{4}-\d{2}-\d{2})/(?P<hour>\d{2})/(?P<name>[^/]+)$")
+
+
+def partition_key(hour: dt.datetime) -> str:
+    return hour.strftime(HOUR_FMT)
+
+
+def parse_partition_key(key: str) -> dt.datetime:
+    return dt.datetime.strptime(key, HOUR_FMT)
+
+
+def landing_prefix(table: str, hour: dt.datetime) -> str:
+    return f"landing/{table}/{hour:%Y-%m-%d}/{hour:%H}/"
+
+
+def parse_landing_key(key: str) -> tuple[str, dt.datetime] | None:
+    """``landing/<table>/<YYYY-MM-DD>/<HH>/<file>`` → (table, hour); None for other keys."""
+    m = _LANDING_RE.match(key)
+    if not m or m["name"].startswith("."):
+        return None
+    hour = dt.datetime.strptime(f"{m['date']} {m['hour']}", "%Y-%m-%d %H")
+    return m["table"], hour
+
+
+def bronze_partition_prefix(table: str, hour: dt.datetime) -> str:
+    return f"bronze/{table}/dt={hour:%Y-%m-%d}/hh={hour:%H}/"
+
+
+def bronze_audit_key(table: str, hour: dt.datetime) -> str:
+    return f"bronze/_audit/table_name={table}/dt={hour:%Y-%m-%d}/hh={hour:%H}/audit.parquet"
+
+
+def bronze_rejected_file_key(table: str, hour: dt.datetime, name: str) -> str:
+    return f"bronze/_rejected_files/{table}/dt={hour:%Y-%m-%d}/hh={hour:%H}/{name}"

@@ -1,0 +1,296 @@
+"""The one resources module: object store (folder | S3), lake (DuckDB), chosen by settings.
+
+These are plain Python objects; Dagster receives them as resources (``ResourceParam``) from
+``definitions.py``. Nothing here knows about Dagster, so tests and the CLI use them directly.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+import tempfile
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+
+from .settings import Settings
+
+DUCKDB_VERSION = duckdb.__version__
+
+
+class ObjectStoreError(RuntimeError):
+    """The object store cannot be used; the message names the setting to fix."""
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    key: str
+    size: int
+    last_modified: dt.datetime  # UTC
+
+
+class ObjectStore(ABC):
+    """Keys are '/'-separated paths relative to the store root (no leading slash)."""
+
+    @abstractmethod
+    def put_bytes(self, key: str, data: bytes) -> None: ...
+
+    @abstractmethod
+    def get_bytes(self, key: str) -> bytes: ...
+
+    @abstractmethod
+    def list(self, prefix: str) -> list[ObjectInfo]:
+        """Every object whose key starts with ``prefix``, sorted by key."""
+
+    @abstractmethod
+    def delete(self, key: str) -> None: ...
+
+    @abstractmethod
+    def uri(self, key: str) -> str:
+        """An address of the object that DuckDB can read (a local path or ``s3://``)."""
+
+    @abstractmethod
+    def check(self) -> None:
+        """Raise ``ObjectStoreError`` naming the setting to fix when the store is unusable."""
+
+    def exists(self, key: str) -> bool:
+        return any(o.key == key for o in self.list(key))
+
+    def put_file(self, key: str, path: Path) -> None:
+        self.put_bytes(key, Path(path).read_bytes())
+
+    @contextmanager
+    def local_path(self, key: str) -> Iterator[Path]:
+        """A local file holding the object (downloaded to a temp file when remote)."""
+        with tempfile.TemporaryDirectory(prefix="creditrisk-") as tmp:
+            path = Path(tmp) / Path(key).name
+            path.write_bytes(self.get_bytes(key))
+            yield path
+
+    def delete_prefix(self, prefix: str) -> int:
+        objs = self.list(prefix)
+        for o in objs:
+            self.delete(o.key)
+        return len(objs)
+
+
+class FolderStore(ObjectStore):
+    """The embedded default: a folder on the local disk."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root).resolve()
+
+    def _path(self, key: str) -> Path:
+        p = (self.root / key).resolve()
+        if self.root not in p.parents and p != self.root:
+            raise ValueError(f"key escapes the store root: {key!r}")
+        return p
+
+    def put_bytes(self, key: str, data: bytes) -> None:
+        p = self._path(key)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        tmp = p.with_name(f".{p.name}.tmp{os.getpid()}")
+        tmp.write_bytes(data)
+        os.replace(tmp, p)  # atomic: readers never see half a file
+
+    def put_file(self, key: str, path: Path) -> None:
+        p = self._path(key)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        tmp = p.with_name(f".{p.name}.tmp{os.getpid()}")
+        shutil.copyfile(path, tmp)
+        os.replace(tmp, p)
+
+    def get_bytes(self, key: str) -> bytes:
+        return self._path(key).read_bytes()
+
+    def list(self, prefix: str) -> list[ObjectInfo]:
+        base = self.root
+        # walk only below the deepest directory named by the prefix
+        head = prefix.rsplit("/", 1)[0] if "/" in prefix else ""
+        start = self._path(head) if head else base
+        if not start.exists():
+            return []
+        out = []
+        for dirpath, _dirs, files in os.walk(start):
+            for name in files:
+                if name.startswith("."):
+                    continue
+                full = Path(dirpath) / name
+                key = full.relative_to(base).as_posix()
+                if key.startswith(prefix):
+                    st = full.stat()
+                    out.append(ObjectInfo(key, st.st_size, dt.datetime.fromtimestamp(st.st_mtime, dt.UTC)))
+        return sorted(out, key=lambda o: o.key)
+
+    def delete(self, key: str) -> None:
+        self._path(key).unlink(missing_ok=True)
+
+    def uri(self, key: str) -> str:
+        return str(self._path(key))
+
+    def check(self) -> None:
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ObjectStoreError(f"cannot create the object store folder {self.root} "
+                                   f"(CREDITRISK_STORE_ROOT / CREDITRISK_HOME): {exc}") from exc
+
+    @contextmanager
+    def local_path(self, key: str) -> Iterator[Path]:
+        yield self._path(key)
+
+
+class S3Store(ObjectStore):
+    """Any S3 API: AWS in production, SeaweedFS in tests."""
+
+    def __init__(self, bucket: str, endpoint: str = "", region: str = "us-east-1",
+                 access_key_id: str = "", secret_access_key: str = "") -> None:
+        import boto3
+        from botocore.config import Config
+
+        self.bucket = bucket
+        self.endpoint = endpoint
+        self.region = region
+        self.access_key_id = access_key_id
+        self.secret_access_key = secret_access_key
+        kwargs: dict[str, object] = {
+            "region_name": region,
+            "config": Config(connect_timeout=3, read_timeout=60, retries={"max_attempts": 2},
+                             s3={"addressing_style": "path"}),
+        }
+        if endpoint:
+            kwargs["endpoint_url"] = endpoint
+        if access_key_id:
+            kwargs["aws_access_key_id"] = access_key_id
+            kwargs["aws_secret_access_key"] = secret_access_key
+        self.client = boto3.client("s3", **kwargs)  # type: ignore[call-overload]
+
+    def _fail(self, exc: Exception) -> ObjectStoreError:
+        from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError
+
+        where = self.endpoint or "AWS default endpoint"
+        if isinstance(exc, EndpointConnectionError):
+            return ObjectStoreError(f"cannot reach the S3 endpoint {where}: check CREDITRISK_S3_ENDPOINT ({exc})")
+        if isinstance(exc, NoCredentialsError):
+            return ObjectStoreError("no S3 credentials: set CREDITRISK_S3_ACCESS_KEY_ID and CREDITRISK_S3_SECRET_ACCESS_KEY")
+        if isinstance(exc, ClientError):
+            code = exc.response.get("Error", {}).get("Code", "")
+            if code in ("404", "NoSuchBucket"):
+                return ObjectStoreError(f"bucket {self.bucket!r} does not exist at {where}: check CREDITRISK_S3_BUCKET")
+            if code in ("403", "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch"):
+                return ObjectStoreError(f"access to bucket {self.bucket!r} denied ({code}): check "
+                                        "CREDITRISK_S3_ACCESS_KEY_ID / CREDITRISK_S3_SECRET_ACCESS_KEY")
+        return ObjectStoreError(f"S3 error at {where} (CREDITRISK_S3_ENDPOINT, CREDITRISK_S3_BUCKET): {exc}")
+
+    def check(self) -> None:
+        try:
+            self.client.head_bucket(Bucket=self.bucket)
+        except Exception as exc:  # noqa: BLE001 - translated into one clear error
+            raise self._fail(exc) from exc
+
+    def ensure_bucket(self) -> None:
+        try:
+            self.client.head_bucket(Bucket=self.bucket)
+            return
+        except Exception as exc:  # noqa: BLE001
+            err = self._fail(exc)
+            if "does not exist" not in str(err):
+                raise err from exc
+        self.client.create_bucket(Bucket=self.bucket)
+
+    def put_bytes(self, key: str, data: bytes) -> None:
+        try:
+            self.client.put_object(Bucket=self.bucket, Key=key, Body=data)
+        except Exception as exc:  # noqa: BLE001
+            raise self._fail(exc) from exc
+
+    def put_file(self, key: str, path: Path) -> None:
+        try:
+            self.client.upload_file(str(path), self.bucket, key)
+        except Exception as exc:  # noqa: BLE001
+            raise self._fail(exc) from exc
+
+    def get_bytes(self, key: str) -> bytes:
+        try:
+            return self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+        except Exception as exc:  # noqa: BLE001
+            raise self._fail(exc) from exc
+
+    def list(self, prefix: str) -> list[ObjectInfo]:
+        out: list[ObjectInfo] = []
+        try:
+            for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
+                for o in page.get("Contents", []):
+                    out.append(ObjectInfo(o["Key"], int(o["Size"]), o["LastModified"].astimezone(dt.UTC)))
+        except Exception as exc:  # noqa: BLE001
+            raise self._fail(exc) from exc
+        return sorted(out, key=lambda o: o.key)
+
+    def delete(self, key: str) -> None:
+        try:
+            self.client.delete_object(Bucket=self.bucket, Key=key)
+        except Exception as exc:  # noqa: BLE001
+            raise self._fail(exc) from exc
+
+    def uri(self, key: str) -> str:
+        return f"s3://{self.bucket}/{key}"
+
+
+def object_store_from_settings(settings: Settings) -> ObjectStore:
+    if settings.object_store == "s3":
+        return S3Store(settings.s3_bucket, settings.s3_endpoint, settings.s3_region,
+                       settings.s3_access_key_id, settings.s3_secret_access_key)
+    return FolderStore(settings.resolved_store_root)
+
+
+# ---------------------------------------------------------------------------------- lake
+
+def extension_path(name: str) -> Path:
+    """The extension file shipped by the PyPI ``duckdb-extension-<name>`` package."""
+    import importlib
+
+    mod = importlib.import_module(f"duckdb_extension_{name}")
+    path = Path(mod.__file__).parent / "extensions" / f"v{DUCKDB_VERSION}" / f"{name}.duckdb_extension"
+    if not path.exists():
+        raise FileNotFoundError(f"{path} missing: reinstall duckdb-extension-{name}=={DUCKDB_VERSION}")
+    return path
+
+
+class Lake:
+    """DuckDB connections configured for this platform: no extension is ever downloaded."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.dir = settings.resolved_lake_dir
+
+    def connect(self, database: str | Path = ":memory:", threads: int | None = None) -> duckdb.DuckDBPyConnection:
+        ext_dir = self.settings.home.resolve() / "duckdb_extensions"
+        ext_dir.mkdir(parents=True, exist_ok=True)
+        config: dict[str, str | bool | int] = {
+            "autoinstall_known_extensions": False,
+            "autoload_known_extensions": False,
+            "extension_directory": str(ext_dir),
+        }
+        if threads:
+            config["threads"] = threads
+        con = duckdb.connect(str(database), config=config)
+        if self.settings.object_store == "s3":
+            self._enable_s3(con)
+        return con
+
+    def _enable_s3(self, con: duckdb.DuckDBPyConnection) -> None:
+        s = self.settings
+        con.execute(f"LOAD '{extension_path('httpfs')}'")
+        parts = ["TYPE s3", f"REGION '{s.s3_region}'"]
+        if s.s3_access_key_id:
+            parts += [f"KEY_ID '{s.s3_access_key_id}'", f"SECRET '{s.s3_secret_access_key}'"]
+        if s.s3_endpoint:
+            endpoint = s.s3_endpoint.split("://", 1)[-1].rstrip("/")
+            parts += [f"ENDPOINT '{endpoint}'", "URL_STYLE 'path'",
+                      f"USE_SSL {'true' if s.s3_endpoint.startswith('https') else 'false'}"]
+        con.execute(f"CREATE OR REPLACE SECRET creditrisk_s3 ({', '.join(parts)})")

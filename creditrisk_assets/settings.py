@@ -1,0 +1,114 @@
+"""One settings object, built from ``CREDITRISK_*`` environment variables.
+
+Every default is embedded and local: a folder object store, DuckDB/DuckLake files, MLflow on
+SQLite and a local Ray, all under one data home (``.creditrisk/`` in the working directory).
+The same code runs against real servers by setting the variables below; nothing else reads
+``os.environ``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+PREFIX = "CREDITRISK_"
+
+#: The embedded pseudonymisation key. It is public (it is in this file): for local use only.
+LOCAL_ONLY_PII_KEY = "local-only-insecure-pii-key-do-not-use-in-production"
+
+
+class SettingsError(ValueError):
+    """A setting has a value that cannot be used; the message names the variable."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every knob of the platform. Field ``x`` is read from ``CREDITRISK_X``."""
+
+    home: Path = field(default=Path(".creditrisk"), metadata={"doc": "data home: every embedded default lives below it"})
+    object_store: str = field(default="folder", metadata={"doc": "`folder` or `s3`"})
+    store_root: Path | None = field(default=None, metadata={"doc": "folder backend root (default `<home>/objectstore`)"})
+    s3_endpoint: str = field(default="", metadata={"doc": "S3 endpoint URL, e.g. `http://127.0.0.1:8333` (empty: AWS default)"})
+    s3_bucket: str = field(default="creditrisk", metadata={"doc": "bucket holding landing/, bronze/, silver/ ..."})
+    s3_region: str = field(default="us-east-1", metadata={"doc": "S3 region"})
+    s3_access_key_id: str = field(default="", metadata={"doc": "S3 access key (empty: boto3's default chain)"})
+    s3_secret_access_key: str = field(default="", metadata={"doc": "S3 secret key", "secret": True})
+    lake_dir: Path | None = field(default=None, metadata={"doc": "DuckDB/DuckLake catalog files (default `<home>/lake`)"})
+    mlflow_tracking_uri: str = field(default="", metadata={"doc": "MLflow tracking URI (default `sqlite:///<home>/mlflow.db`)"})
+    ray_address: str = field(default="local", metadata={"doc": "`local` starts Ray in-process; else a Ray address"})
+    serve_host: str = field(default="127.0.0.1", metadata={"doc": "Ray Serve HTTP host"})
+    serve_port: int = field(default=8000, metadata={"doc": "Ray Serve HTTP port"})
+    pii_key: str = field(default=LOCAL_ONLY_PII_KEY, metadata={"doc": "HMAC key for pseudonymising identifiers (default is for local use only)", "secret": True})
+    partitions_start: str = field(default="2026-10-01-00:00", metadata={"doc": "first hourly partition (`YYYY-MM-DD-HH:MM`, UTC)"})
+    sensor_interval_s: int = field(default=30, metadata={"doc": "how often the landing sensor looks for new hours"})
+    log_level: str = field(default="INFO", metadata={"doc": "log level of the creditrisk loggers"})
+
+    # ------------------------------------------------------------------ derived paths
+    @property
+    def resolved_store_root(self) -> Path:
+        return (self.store_root or self.home / "objectstore").resolve()
+
+    @property
+    def resolved_lake_dir(self) -> Path:
+        return (self.lake_dir or self.home / "lake").resolve()
+
+    @property
+    def resolved_mlflow_uri(self) -> str:
+        return self.mlflow_tracking_uri or f"sqlite:///{(self.home / 'mlflow.db').resolve()}"
+
+    @property
+    def uses_local_pii_key(self) -> bool:
+        return self.pii_key == LOCAL_ONLY_PII_KEY
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Build settings from ``env`` (default: the process environment)."""
+        env = os.environ if env is None else env
+        kwargs: dict[str, Any] = {}
+        for f in fields(cls):
+            var = PREFIX + f.name.upper()
+            if var not in env or env[var] == "":
+                continue
+            raw = env[var]
+            kwargs[f.name] = _coerce(var, raw, f.type)
+        settings = cls(**kwargs)
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        if self.object_store not in ("folder", "s3"):
+            raise SettingsError(
+                f"CREDITRISK_OBJECT_STORE={self.object_store!r}: expected 'folder' or 's3'"
+            )
+        if self.object_store == "s3" and not self.s3_bucket:
+            raise SettingsError("CREDITRISK_S3_BUCKET is empty: name the bucket to use")
+
+    def describe(self) -> list[dict[str, str]]:
+        """Rows for the settings table (secrets masked)."""
+        rows = []
+        for f in fields(self):
+            value = getattr(self, f.name)
+            shown = "***" if f.metadata.get("secret") and value else str(value if value is not None else "")
+            rows.append({"variable": PREFIX + f.name.upper(), "value": shown, "doc": f.metadata.get("doc", "")})
+        return rows
+
+
+def _coerce(var: str, raw: str, annotation: Any) -> Any:
+    text = str(annotation)
+    try:
+        if "int" in text and "Path" not in text:
+            return int(raw)
+        if "Path" in text:
+            return Path(raw)
+    except ValueError as exc:
+        raise SettingsError(f"{var}={raw!r}: {exc}") from exc
+    return raw
+
+
+def get_settings() -> Settings:
+    """The process-wide settings (read once per call; cheap)."""
+    return Settings.from_env()

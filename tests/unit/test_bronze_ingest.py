@@ -1,0 +1,152 @@
+"""Landing → bronze on hand-made files: every kind of bad input is accounted for, nothing lost."""
+
+import datetime as dt
+import gzip
+import io
+import json
+
+import duckdb
+import pandas as pd
+import pytest
+
+from creditrisk_assets.ingest.bronze import decode_text, file_format, ingest_partition, read_audit_log
+from creditrisk_assets.layout import bronze_partition_prefix
+from creditrisk_assets.resources import Lake, ObjectStore
+
+HOUR = dt.datetime(2026, 10, 1, 3)
+PREFIX = "landing/application/2026-10-01/03/"
+
+
+def bronze_rows(store: ObjectStore, lake: Lake, table: str = "application") -> pd.DataFrame:
+    keys = [o.key for o in store.list(bronze_partition_prefix(table, HOUR))]
+    if not keys:
+        return pd.DataFrame()
+    con = lake.connect()
+    files = ", ".join(f"'{store.uri(k)}'" for k in keys)
+    return con.execute(f"SELECT * FROM read_parquet([{files}], union_by_name=true)").df()
+
+
+def parquet_bytes(frame: pd.DataFrame) -> bytes:
+    buf = io.BytesIO()
+    frame.to_parquet(buf, index=False)
+    return buf.getvalue()
+
+
+def test_file_format_and_decode() -> None:
+    assert file_format("part-0.csv.gz") == ("csv", True)
+    assert file_format("part-0.jsonl") == ("jsonl", False)
+    assert file_format("x.PARQUET") == ("parquet", False)
+    assert decode_text("Müller".encode())[1] == ""
+    text, note = decode_text("Müller".encode("latin-1"))
+    assert text == "Müller" and "transcoded" in note
+
+
+def test_good_csv_rows_and_lineage(folder_store: ObjectStore, lake: Lake) -> None:
+    folder_store.put_bytes(PREFIX + "part-0.csv", b"SK_ID_CURR,NAME\n1,Ann\n2,\"Bo, Jr\"\n")
+    result = ingest_partition(folder_store, lake, "application", HOUR, run_id="run-1")
+    (audit,) = result.files
+    assert (audit.status, audit.rows, audit.malformed_rows) == ("accepted", 2, 0)
+    rows = bronze_rows(folder_store, lake)
+    assert rows["NAME"].tolist() == ["Ann", "Bo, Jr"]
+    assert set(rows["_ingest_run_id"]) == {"run-1"} and set(rows["_partition"]) == {"2026-10-01-03:00"}
+    assert rows["_source_sha256"].iloc[0] == audit.sha256 and len(audit.sha256) == 64
+    assert rows["_parse_error"].isna().all()
+
+
+def test_malformed_csv_rows_are_kept_with_their_error(folder_store: ObjectStore, lake: Lake) -> None:
+    folder_store.put_bytes(PREFIX + "part-0.csv", b"A,B,C\n1,x,2\n2,y\n3,z,4,5\n4,w,6\n")
+    (audit,) = ingest_partition(folder_store, lake, "application", HOUR).files
+    assert (audit.rows, audit.malformed_rows, audit.status) == (2, 2, "accepted_with_warnings")
+    rows = bronze_rows(folder_store, lake)
+    bad = rows[rows["_parse_error"].notna()].sort_values("_row_ordinal")
+    assert bad["_raw_line"].tolist() == ["2,y", "3,z,4,5"]
+    assert bad["_parse_error"].str.contains("MISSING COLUMNS").iloc[0]
+    assert bad["_parse_error"].str.contains("TOO MANY COLUMNS").iloc[1]
+    assert len(rows) == 4  # every line that entered is in bronze
+
+
+def test_malformed_jsonl_lines_are_kept(folder_store: ObjectStore, lake: Lake) -> None:
+    body = '{"A": 1, "B": "x"}\n{broken\n[1, 2]\n{"A": 2.5, "C": null}\n'
+    folder_store.put_bytes(PREFIX + "part-0.jsonl", gzip.compress(body.encode(), mtime=0))
+    folder_store.delete(PREFIX + "part-0.jsonl")
+    folder_store.put_bytes(PREFIX + "part-0.jsonl.gz", gzip.compress(body.encode(), mtime=0))
+    (audit,) = ingest_partition(folder_store, lake, "application", HOUR).files
+    assert (audit.rows, audit.malformed_rows) == (2, 2)
+    rows = bronze_rows(folder_store, lake)
+    good = rows[rows["_parse_error"].isna()]
+    assert good["A"].tolist() == ["1", "2.5"] and set(good.columns) >= {"A", "B", "C"}
+    errors = set(rows["_parse_error"].dropna().str.split(":").str[0])
+    assert errors == {"INVALID_JSON", "NOT_AN_OBJECT"}
+
+
+def test_wrong_encoding_is_transcoded_and_flagged(folder_store: ObjectStore, lake: Lake) -> None:
+    folder_store.put_bytes(PREFIX + "part-0.csv", "A,NAME\n1,Müller\n2,José\n".encode("latin-1"))
+    (audit,) = ingest_partition(folder_store, lake, "application", HOUR).files
+    assert audit.status == "accepted_with_warnings" and "not UTF-8" in audit.reason
+    assert bronze_rows(folder_store, lake)["NAME"].tolist() == ["Müller", "José"]
+
+
+@pytest.mark.parametrize(("name", "payload", "reason"), [
+    ("part-0.csv.gz", gzip.compress(("A,B\n" + "".join(f"{i},{i * i}\n" for i in range(5000))).encode(), mtime=0)[:2000], "corrupt gzip"),
+    ("part-0.parquet", parquet_bytes(pd.DataFrame({"A": range(100)}))[:150], "unreadable Parquet"),
+    ("part-0.xlsx", b"PK\x03\x04", "unknown file type"),
+])
+def test_unreadable_files_are_rejected_and_kept_aside(folder_store: ObjectStore, lake: Lake, name: str,
+                                                      payload: bytes, reason: str) -> None:
+    folder_store.put_bytes(PREFIX + name, payload)
+    folder_store.put_bytes(PREFIX + "part-1.csv", b"A,B\n1,2\n")
+    result = ingest_partition(folder_store, lake, "application", HOUR)
+    by_name = {f.source_key.rsplit("/", 1)[-1]: f for f in result.files}
+    assert by_name[name].status == "rejected" and reason in by_name[name].reason
+    assert by_name["part-1.csv"].status == "accepted"  # the other file still went through
+    kept = folder_store.list("bronze/_rejected_files/application/")
+    assert [o.key.rsplit("/", 1)[-1] for o in kept] == [name]
+    assert folder_store.get_bytes(kept[0].key) == payload
+
+
+def test_empty_files(folder_store: ObjectStore, lake: Lake) -> None:
+    folder_store.put_bytes(PREFIX + "part-0.csv", b"")
+    folder_store.put_bytes(PREFIX + "part-1.csv", b"A,B\n")
+    files = ingest_partition(folder_store, lake, "application", HOUR).files
+    assert [(f.status, f.rows) for f in files] == [("empty", 0), ("empty", 0)]
+
+
+def test_missing_and_extra_columns_are_preserved_for_silver(folder_store: ObjectStore, lake: Lake) -> None:
+    folder_store.put_bytes(PREFIX + "part-0.csv", b"A,B\n1,2\n")
+    folder_store.put_bytes(PREFIX + "part-1.csv", b"A,B,EXTRA\n3,4,5\n")
+    folder_store.put_bytes(PREFIX + "part-2.parquet", parquet_bytes(pd.DataFrame({"A": [5], "B": ["1,5"]})))
+    ingest_partition(folder_store, lake, "application", HOUR)
+    rows = bronze_rows(folder_store, lake).sort_values("A")
+    assert rows["EXTRA"].tolist()[1] == "5" and rows["B"].tolist() == ["2", "4", "1,5"]
+
+
+def test_reserved_column_names_reject_the_file(folder_store: ObjectStore, lake: Lake) -> None:
+    folder_store.put_bytes(PREFIX + "part-0.csv", b"A,_raw_line\n1,2\n")
+    (audit,) = ingest_partition(folder_store, lake, "application", HOUR).files
+    assert audit.status == "rejected" and "reserved" in audit.reason
+
+
+def test_reingest_is_idempotent_and_drops_stale_files(folder_store: ObjectStore, lake: Lake) -> None:
+    folder_store.put_bytes(PREFIX + "part-0.csv", b"A\n1\n2\n")
+    folder_store.put_bytes(PREFIX + "part-1.csv", b"A\n3\n")
+    ingest_partition(folder_store, lake, "application", HOUR, run_id="r1")
+    first = [o.key for o in folder_store.list(bronze_partition_prefix("application", HOUR))]
+    ingest_partition(folder_store, lake, "application", HOUR, run_id="r2")
+    assert [o.key for o in folder_store.list(bronze_partition_prefix("application", HOUR))] == first
+    assert len(bronze_rows(folder_store, lake)) == 3
+    folder_store.delete(PREFIX + "part-1.csv")
+    ingest_partition(folder_store, lake, "application", HOUR, run_id="r3")
+    assert len(bronze_rows(folder_store, lake)) == 2
+    audit = read_audit_log(folder_store, lake)
+    assert len(audit) == 1 and audit["ingest_run_id"].tolist() == ["r3"]  # replaced, not appended
+
+
+def test_audit_log_is_queryable_from_duckdb(folder_store: ObjectStore, lake: Lake) -> None:
+    folder_store.put_bytes(PREFIX + "part-0.csv", b"A\n1\n")
+    folder_store.put_bytes("landing/bureau/2026-10-01/03/part-0.jsonl", json.dumps({"A": 1}).encode())
+    ingest_partition(folder_store, lake, "application", HOUR)
+    ingest_partition(folder_store, lake, "bureau", HOUR)
+    con: duckdb.DuckDBPyConnection = lake.connect()
+    glob = folder_store.uri("bronze/_audit") + "/**/*.parquet"
+    got = con.execute(f"SELECT table_name, sum(rows) FROM read_parquet('{glob}') GROUP BY 1 ORDER BY 1").fetchall()
+    assert got == [("application", 1), ("bureau", 1)]
