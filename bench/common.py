@@ -34,3 +34,20 @@ def report(label: str, rows: int, seconds: float) -> float:
     rate = rows / seconds if seconds else float("inf")
     print(f"  {label:<44} {rows:>10,} rows  {seconds:8.2f} s  {rate:>12,.0f} rows/s", flush=True)
     return rate
+
+
+def hourly_application_setup(name: str, argv: list[str] | None, hours: int = 48, rows_per_hour: int = 21_000):
+    """(args, settings, store, lake, start hour): the common start of the hourly-application benchmarks."""
+    import argparse
+    import datetime as dt
+
+    from creditrisk_assets.resources import FolderStore, Lake
+    from creditrisk_assets.settings import Settings
+
+    ap = argparse.ArgumentParser(prog=f"bench/{name}.py")
+    ap.add_argument("--hours", type=int, default=hours)
+    ap.add_argument("--rows-per-hour", type=int, default=rows_per_hour)
+    args = ap.parse_args(argv)
+    work = scratch(name)
+    settings = Settings.from_env({"CREDITRISK_HOME": str(work / "home")})
+    return args, settings, FolderStore(settings.resolved_store_root), Lake(settings), dt.datetime(2026, 10, 1)

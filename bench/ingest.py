@@ -7,28 +7,17 @@ lineage columns, zstd Parquet, audit log). Baseline, same run, same files: panda
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 
 import pandas as pd
-from creditrisk_assets.simulate import SimulationConfig, simulate
 
-from bench.common import report, scratch, timed
+from bench.common import hourly_application_setup, report, timed
 from creditrisk_assets.ingest.bronze import ingest_partition
-from creditrisk_assets.resources import FolderStore, Lake
-from creditrisk_assets.settings import Settings
+from creditrisk_assets.simulate import SimulationConfig, simulate
 
 
 def main(argv: list[str] | None = None) -> dict[str, float]:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--hours", type=int, default=48)
-    ap.add_argument("--rows-per-hour", type=int, default=21_000)
-    args = ap.parse_args(argv)
-
-    work = scratch("ingest")
-    settings = Settings.from_env({"CREDITRISK_HOME": str(work / "home")})
-    store = FolderStore(settings.resolved_store_root)
-    start = dt.datetime(2026, 10, 1)
+    args, settings, store, lake, start = hourly_application_setup("ingest", argv)
     cfg = SimulationConfig(start=start.strftime("%Y-%m-%dT%H:%M"), hours=args.hours,
                            rows_per_hour=args.rows_per_hour, seed=1, tables=["application"], run_name="bench")
     sim_s, sim = timed(lambda: simulate(cfg, store, progress=False))
@@ -38,12 +27,11 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     print(f"  data: {total:,} application rows in {len(files)} hourly CSV files "
           f"({sum(o.size for o in files) / 1e6:.0f} MB), simulated in {sim_s:.1f}s")
 
-    lake = Lake(settings)
 
     def project() -> int:
         return sum(ingest_partition(store, lake, "application", h, run_id="bench").rows for h in hours)
 
-    out = work / "pandas"
+    out = settings.home / "pandas"
     out.mkdir(exist_ok=True)
 
     def baseline() -> int:

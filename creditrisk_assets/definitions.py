@@ -5,6 +5,7 @@ from __future__ import annotations
 import dagster as dg
 
 from .assets.bronze import build_bronze_assets
+from .assets.silver import build_profile_asset, build_silver_assets
 from .jobs import build_jobs
 from .logs import configure_logging
 from .partitions import hourly_partitions
@@ -18,7 +19,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     hourly = hourly_partitions(settings)
     jobs = build_jobs(hourly)
     return dg.Definitions(
-        assets=[build_bronze_assets(hourly)],
+        assets=[build_bronze_assets(hourly), build_silver_assets(hourly), build_profile_asset()],
         jobs=list(jobs.values()),
         sensors=[build_landing_sensor(jobs["ingest_bronze"], hourly, settings.sensor_interval_s)],
         resources={

@@ -6,11 +6,17 @@ from typing import Any
 
 import dagster as dg
 
+from .contracts import TABLE_NAMES
+
 
 def build_jobs(partitions_def: dg.PartitionsDefinition) -> dict[str, Any]:
     return {
         "ingest_bronze": dg.define_asset_job(
-            "ingest_bronze", selection=dg.AssetSelection.groups("bronze"), partitions_def=partitions_def,
-            description="Landing → bronze for the requested hours (one run per range).",
+            "ingest_bronze",
+            selection=dg.AssetSelection.groups("bronze") | dg.AssetSelection.keys(
+                *[dg.AssetKey(["silver", t]) for t in TABLE_NAMES], dg.AssetKey(["silver", "quarantine"])),
+            partitions_def=partitions_def,
+            description="Landing → bronze → silver (+ quarantine, row accounting) for the requested hours, "
+                        "one run per range.",
         ),
     }

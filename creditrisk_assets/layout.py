@@ -41,3 +41,18 @@ def bronze_audit_key(table: str, hour: dt.datetime) -> str:
 
 def bronze_rejected_file_key(table: str, hour: dt.datetime, name: str) -> str:
     return f"bronze/_rejected_files/{table}/dt={hour:%Y-%m-%d}/hh={hour:%H}/{name}"
+
+
+_BRONZE_RE = re.compile(r"^bronze/(?P<table>[a-z_]+)/dt=(?P<date>\d{4}-\d{2}-\d{2})/hh=(?P<hour>\d{2})/[^/]+\.parquet$")
+
+
+def parse_bronze_key(key: str) -> tuple[str, dt.datetime] | None:
+    m = _BRONZE_RE.match(key)
+    if not m:
+        return None
+    return m["table"], dt.datetime.strptime(f"{m['date']} {m['hour']}", "%Y-%m-%d %H")
+
+
+def report_key(kind: str, name: str) -> str:
+    """HTML reports (profiles, drift) live under ``reports/<kind>/``."""
+    return f"reports/{kind}/{name}"

@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import random
 import shutil
 import tempfile
+import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import duckdb
 
@@ -261,12 +264,79 @@ def extension_path(name: str) -> Path:
     return path
 
 
+T = TypeVar("T")
+LAKE_ALIAS = "lake"
+
+
 class Lake:
-    """DuckDB connections configured for this platform: no extension is ever downloaded."""
+    """DuckDB connections configured for this platform: no extension is ever downloaded.
+
+    ``connect()`` gives a plain DuckDB connection (with S3 access when the store is S3);
+    ``connect_lake()`` also attaches the versioned lake: DuckLake, catalog in SQLite by default
+    (several processes may write; a commit that meets a lock is retried by ``transact``), data
+    files in the object store under ``lake/``.
+    """
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.dir = settings.resolved_lake_dir
+
+    @property
+    def data_path(self) -> str:
+        s = self.settings
+        if s.object_store == "s3":
+            return f"s3://{s.s3_bucket}/lake/"
+        return str(s.resolved_store_root / "lake") + "/"
+
+    def connect_lake(self, threads: int | None = None) -> duckdb.DuckDBPyConnection:
+        con = self.connect(threads=threads)
+        catalog = self.settings.resolved_lake_catalog
+        if catalog.startswith("sqlite:"):
+            Path(catalog[len("sqlite:"):]).parent.mkdir(parents=True, exist_ok=True)
+            con.execute(f"LOAD '{self._sqlite_extension()}'")
+        elif catalog.startswith("postgres:"):
+            con.execute(f"LOAD '{extension_path('postgres_scanner')}'")
+        if self.settings.object_store == "folder":
+            Path(self.data_path).mkdir(parents=True, exist_ok=True)
+        con.execute(f"LOAD '{extension_path('ducklake')}'")
+        con.execute(f"ATTACH 'ducklake:{catalog}' AS {LAKE_ALIAS} "
+                    f"(DATA_PATH '{self.data_path}', DATA_INLINING_ROW_LIMIT 0)")
+        return con
+
+    def _sqlite_extension(self) -> Path:
+        # DuckDB loads the sqlite extension only under its real name, sqlite_scanner
+        target = self.settings.home.resolve() / "duckdb_extensions" / "sqlite_scanner.duckdb_extension"
+        if not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp = target.with_suffix(f".tmp{os.getpid()}")
+            shutil.copyfile(extension_path("sqlite"), tmp)
+            os.replace(tmp, target)
+        return target
+
+    @staticmethod
+    def transact(con: duckdb.DuckDBPyConnection, work: Callable[[duckdb.DuckDBPyConnection], T],
+                 attempts: int = 8) -> T:
+        """Run ``work`` in one transaction; retry when a concurrent writer holds the catalog."""
+        for attempt in range(1, attempts + 1):
+            con.execute("BEGIN TRANSACTION")
+            try:
+                out = work(con)
+                con.execute("COMMIT")
+                return out
+            except duckdb.Error as exc:
+                try:
+                    con.execute("ROLLBACK")
+                except duckdb.Error:
+                    pass
+                transient = any(s in str(exc) for s in ("database is locked", "Transaction conflict", "conflict"))
+                if not transient or attempt == attempts:
+                    raise
+                time.sleep(min(0.05 * 2 ** attempt, 2.0) * (0.5 + random.random()))
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    @staticmethod
+    def snapshot_id(con: duckdb.DuckDBPyConnection) -> int:
+        return int(con.execute(f"SELECT max(snapshot_id) FROM ducklake_snapshots('{LAKE_ALIAS}')").fetchone()[0])  # type: ignore[index]
 
     def connect(self, database: str | Path = ":memory:", threads: int | None = None) -> duckdb.DuckDBPyConnection:
         ext_dir = self.settings.home.resolve() / "duckdb_extensions"

@@ -37,6 +37,8 @@ class Settings:
     s3_access_key_id: str = field(default="", metadata={"doc": "S3 access key (empty: boto3's default chain)"})
     s3_secret_access_key: str = field(default="", metadata={"doc": "S3 secret key", "secret": True})
     lake_dir: Path | None = field(default=None, metadata={"doc": "DuckDB/DuckLake catalog files (default `<home>/lake`)"})
+    lake_catalog: str = field(default="", metadata={"doc": "DuckLake catalog: `sqlite:<path>` (default `sqlite:<lake_dir>/catalog.sqlite`) or `postgres:<dsn>`"})
+    schema_policy: str = field(default="", metadata={"doc": "override every table's schema-evolution policy: `alert`, `auto_correct` or `reject` (default: per-table policy in contracts.py)"})
     mlflow_tracking_uri: str = field(default="", metadata={"doc": "MLflow tracking URI (default `sqlite:///<home>/mlflow.db`)"})
     ray_address: str = field(default="local", metadata={"doc": "`local` starts Ray in-process; else a Ray address"})
     serve_host: str = field(default="127.0.0.1", metadata={"doc": "Ray Serve HTTP host"})
@@ -54,6 +56,10 @@ class Settings:
     @property
     def resolved_lake_dir(self) -> Path:
         return (self.lake_dir or self.home / "lake").resolve()
+
+    @property
+    def resolved_lake_catalog(self) -> str:
+        return self.lake_catalog or f"sqlite:{self.resolved_lake_dir / 'catalog.sqlite'}"
 
     @property
     def resolved_mlflow_uri(self) -> str:
@@ -84,6 +90,8 @@ class Settings:
             raise SettingsError(
                 f"CREDITRISK_OBJECT_STORE={self.object_store!r}: expected 'folder' or 's3'"
             )
+        if self.schema_policy not in ("", "alert", "auto_correct", "reject"):
+            raise SettingsError(f"CREDITRISK_SCHEMA_POLICY={self.schema_policy!r}: expected alert, auto_correct or reject")
         if self.object_store == "s3" and not self.s3_bucket:
             raise SettingsError("CREDITRISK_S3_BUCKET is empty: name the bucket to use")
 

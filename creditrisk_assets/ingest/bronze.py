@@ -126,14 +126,32 @@ def _sql_str(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-def _parse_csv(con: duckdb.DuckDBPyConnection, path: Path) -> None:
-    """Create view ``parsed`` (all VARCHAR) and table ``malformed`` (line, raw, error)."""
+def csv_header(first_line: str) -> list[str]:
+    """Column names from a CSV header line; raises CorruptFileError when unusable."""
+    import csv
+
+    names = next(csv.reader([first_line]), [])
+    names = [n.strip() for n in names]
+    if not names or any(n == "" for n in names):
+        raise CorruptFileError("CSV header is missing or has an empty column name")
+    if len(set(names)) != len(names):
+        raise CorruptFileError("CSV header repeats a column name")
+    return names
+
+
+def _parse_csv(con: duckdb.DuckDBPyConnection, path: Path, header: list[str]) -> None:
+    """Create table ``parsed`` (all VARCHAR, columns from the header) and ``malformed`` (line, raw, error).
+
+    No dialect sniffing: the dialect is fixed (RFC 4180) and the columns come from the header, so a
+    small file with a bad line is read the same way as a large one.
+    """
     con.execute("DROP TABLE IF EXISTS rej_errors; DROP TABLE IF EXISTS rej_scans")
+    columns = "{" + ", ".join(f"{_sql_str(n)}: 'VARCHAR'" for n in header) + "}"
     try:
         con.execute(
             f"""CREATE OR REPLACE TEMP TABLE parsed AS SELECT * FROM read_csv({_sql_str(str(path))},
-                header=true, all_varchar=true, delim=',', quote='"', escape='"', strict_mode=true,
-                null_padding=false, store_rejects=true, rejects_table='rej_errors',
+                auto_detect=false, header=true, columns={columns}, delim=',', quote='"', escape='"',
+                strict_mode=true, null_padding=false, store_rejects=true, rejects_table='rej_errors',
                 rejects_scan='rej_scans', max_line_size=10000000)"""
         )
     except duckdb.Error as exc:
@@ -212,10 +230,13 @@ def parse_to_bronze(con: duckdb.DuckDBPyConnection, local: Path, name: str, data
         text, warning = decode_text(raw)
         if fmt == "csv":
             src = local
+            if "\r" in text:  # CRLF or mixed line endings: one convention for the parser
+                text = text.replace("\r\n", "\n").replace("\r", "\n")
+                warning = "; ".join(w for w in (warning, "line endings normalised to LF") if w)
             if gz or warning or raw is not data or data.startswith(b"\xef\xbb\xbf"):
                 src = out.with_suffix(".src.csv")
                 src.write_text(text, encoding="utf-8")
-            _parse_csv(con, src)
+            _parse_csv(con, src, csv_header(text.split("\n", 1)[0]))
         else:
             _parse_jsonl(con, text)
     parsed_cols = [r[0] for r in con.execute("DESCRIBE parsed").fetchall()]

@@ -1,0 +1,119 @@
+"""silver/<table>: typed, validated, deduplicated, pseudonymised; silver/quarantine; row accounting."""
+
+import dagster as dg
+import pandas as pd
+
+from ..contracts import TABLES, contract_markdown
+from ..metadata import md_table
+from ..quality.profile import profile_silver
+from ..quality.runner import SilverRun, run_silver
+from ..quality.silver import silver_columns
+from ..resources import Lake, ObjectStore
+from ..settings import Settings
+from .bronze import hours_of
+
+QUARANTINE = dg.AssetKey(["silver", "quarantine"])
+
+
+def silver_key(table: str) -> dg.AssetKey:
+    return dg.AssetKey(["silver", table])
+
+
+def _schema(table: str) -> dg.TableSchema:
+    return dg.TableSchema(columns=[dg.TableColumn(n, t) for n, t in silver_columns(TABLES[table]).items()])
+
+
+def silver_metadata(run: SilverRun) -> dict[str, object]:
+    r, acc = run.result, run.accounting
+    events = pd.DataFrame([{"partition": e.partition, "file": e.source_uri.rsplit("/", 1)[-1], "event": e.event,
+                            "column": e.column_name, "action": e.action, "rows": e.rows_affected}
+                           for e in r.schema_events])
+    rules = pd.DataFrame(sorted(r.quarantine_by_rule.items(), key=lambda kv: -kv[1]), columns=["rule", "rows"])
+    return {
+        "bronze_rows": dg.MetadataValue.int(acc.bronze_rows),
+        "silver_rows": dg.MetadataValue.int(acc.silver_rows),
+        "quarantined_rows": dg.MetadataValue.int(acc.quarantined_rows),
+        "quarantine_by_rule": dg.MetadataValue.md(md_table(rules)),
+        "schema_changes": dg.MetadataValue.int(len(r.schema_events)),
+        "schema_events": dg.MetadataValue.md(md_table(events, max_rows=50)),
+        "lake_snapshot_id": dg.MetadataValue.int(r.snapshot_id or 0),
+        "dagster/column_schema": _schema(r.table),
+        "dagster/row_count": dg.MetadataValue.int(acc.silver_rows),
+    }
+
+
+def build_silver_assets(partitions_def: dg.PartitionsDefinition) -> dg.AssetsDefinition:
+    specs = [
+        dg.AssetSpec(
+            key=silver_key(name), group_name="silver", deps=[dg.AssetKey(["bronze", name])], kinds={"duckdb", "ducklake"},
+            description=f"{table.description} Typed, validated against its contract, deduplicated on "
+                        f"`{', '.join(table.primary_key)}`, PII pseudonymised. Lives in the DuckLake `lake.silver`.",
+            metadata={"contract": dg.MetadataValue.md(contract_markdown(table)), "dagster/column_schema": _schema(name)},
+        )
+        for name, table in TABLES.items()
+    ]
+    specs.append(dg.AssetSpec(
+        key=QUARANTINE, group_name="silver", deps=[dg.AssetKey(["bronze", n]) for n in TABLES], kinds={"ducklake"},
+        description="Every bronze row that did not make it to silver, with table, partition, source file, rule, "
+                    "reason and a pseudonymised payload. Duplicates have their own rule.",
+    ))
+    checks = [
+        dg.AssetCheckSpec("row_accounting", asset=silver_key(name), blocking=True,
+                          description="bronze rows = silver rows + quarantined rows, for every partition of the run")
+        for name in TABLES
+    ]
+
+    @dg.multi_asset(specs=specs, check_specs=checks, partitions_def=partitions_def, can_subset=True,
+                    backfill_policy=dg.BackfillPolicy.single_run(), name="silver_tables")
+    def silver_tables(context: dg.AssetExecutionContext, store: dg.ResourceParam[ObjectStore],
+                      lake: dg.ResourceParam[Lake], settings: dg.ResourceParam[Settings]):
+        hours = hours_of(context)
+        tables = [k.path[-1] for k in sorted(context.selected_asset_keys) if k != QUARANTINE]
+        if QUARANTINE in context.selected_asset_keys and not tables:
+            tables = list(TABLES)  # quarantine alone: rebuild it from every table
+        totals = {"quarantined_rows": 0, "tables": 0}
+        for name in tables:
+            run = run_silver(store, lake, settings, TABLES[name], hours, context.run_id)
+            for e in run.result.schema_events:
+                context.log.warning(f"schema change in {name} {e.partition}: {e.event} {e.column_name} → {e.action} "
+                                    f"({e.rows_affected} rows, policy {e.policy})")
+            acc = run.accounting
+            totals["quarantined_rows"] += acc.quarantined_rows
+            totals["tables"] += 1
+            if silver_key(name) in context.selected_asset_keys:
+                yield dg.MaterializeResult(asset_key=silver_key(name), metadata=silver_metadata(run))
+            if dg.AssetCheckKey(silver_key(name), "row_accounting") not in context.selected_asset_check_keys:
+                continue
+            yield dg.AssetCheckResult(
+                asset_key=silver_key(name), check_name="row_accounting", passed=acc.balanced,
+                severity=dg.AssetCheckSeverity.ERROR,
+                description=None if acc.balanced else f"{acc.missing} row(s) of {name} are neither in silver nor "
+                                                      "in quarantine",
+                metadata={"bronze_rows": acc.bronze_rows, "silver_rows": acc.silver_rows,
+                          "quarantined_rows": acc.quarantined_rows, "missing_rows": acc.missing,
+                          "partitions": acc.partitions},
+            )
+        if QUARANTINE in context.selected_asset_keys:
+            yield dg.MaterializeResult(asset_key=QUARANTINE, metadata={
+                "quarantined_rows": dg.MetadataValue.int(totals["quarantined_rows"]),
+                "tables": dg.MetadataValue.int(totals["tables"])})
+
+    return silver_tables
+
+
+def build_profile_asset() -> dg.AssetsDefinition:
+    @dg.asset(key=["silver", "profile"], group_name="silver", deps=[silver_key(n) for n in TABLES],
+              kinds={"evidently", "html"},
+              description="Per silver table: distributions, missingness, IQR outliers and correlations, as an "
+                          "Evidently HTML report in the object store and a markdown summary here.")
+    def profile(context: dg.AssetExecutionContext, store: dg.ResourceParam[ObjectStore],
+                lake: dg.ResourceParam[Lake]) -> dg.MaterializeResult:
+        reports = profile_silver(store, lake)
+        md = "\n\n".join(r.markdown for r in reports)
+        links = {f"report_{r.table}": dg.MetadataValue.url(r.uri) if r.uri.startswith(("http", "s3://"))
+                 else dg.MetadataValue.path(r.uri) for r in reports}
+        context.log.info(f"profiled {len(reports)} silver tables")
+        return dg.MaterializeResult(metadata={"summary": dg.MetadataValue.md(md or "_(silver is empty)_"),
+                                              "tables": len(reports), **links})
+
+    return profile

@@ -1,0 +1,1 @@
+"""Bronze → silver: contracts enforced in SQL, quarantine with reasons, PII pseudonymised."""

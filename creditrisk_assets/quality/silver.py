@@ -1,0 +1,413 @@
+"""Bronze text rows → typed, validated, deduplicated, pseudonymised silver rows + quarantine.
+
+All row-level work is one set of SQL statements in DuckDB (vectorised, no Python per row):
+
+1. per source file, compare its columns with the contract (schema evolution, per policy);
+2. type every column (``auto_correct`` also coerces lossless variants: comma decimals, other
+   date formats), collect every violated rule of every row into a list;
+3. among clean rows, keep the first per primary key; later copies are quarantined as
+   ``duplicate_row`` (identical) or ``duplicate_key`` (conflicting), also across partitions;
+4. pseudonymise identifiers (keyed HMAC-SHA256 in SQL), turn date of birth into age at the
+   event time, drop free text; quarantined rows keep a pseudonymised JSON payload.
+
+Every bronze row ends in exactly one of silver or quarantine: ``account_rows`` checks it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+import duckdb
+import pandas as pd
+
+from ..contracts import Column, Table
+from ..ingest.bronze import LINEAGE_COLUMNS
+from .pii import hmac_sql, raw_pii_columns, silver_name
+
+Policy = str  # "alert" | "auto_correct" | "reject"
+POLICIES = ("alert", "auto_correct", "reject")
+SQL_TYPES = {"int": "BIGINT", "float": "DOUBLE", "str": "VARCHAR", "date": "DATE", "timestamp": "TIMESTAMP"}
+AGE_RANGE = (18, 100)
+SILVER_LINEAGE = {"_partition": "VARCHAR", "_source_uri": "VARCHAR", "_source_sha256": "VARCHAR",
+                  "_row_ordinal": "BIGINT", "_ingest_run_id": "VARCHAR", "_silver_run_id": "VARCHAR"}
+QUARANTINE_DDL = {"table_name": "VARCHAR", "partition": "VARCHAR", "source_uri": "VARCHAR",
+                  "source_sha256": "VARCHAR", "row_ordinal": "BIGINT", "rule": "VARCHAR", "reason": "VARCHAR",
+                  "payload": "VARCHAR", "silver_run_id": "VARCHAR", "quarantined_at": "TIMESTAMP"}
+SCHEMA_EVENT_DDL = {"table_name": "VARCHAR", "partition": "VARCHAR", "source_uri": "VARCHAR",
+                    "source_sha256": "VARCHAR", "event": "VARCHAR", "column_name": "VARCHAR",
+                    "policy": "VARCHAR", "action": "VARCHAR", "rows_affected": "BIGINT",
+                    "silver_run_id": "VARCHAR"}
+
+
+@dataclass
+class SchemaEvent:
+    partition: str
+    source_uri: str
+    source_sha256: str
+    event: str  # missing_required_column | missing_optional_column | extra_column | type_coerced
+    column_name: str
+    policy: str
+    action: str
+    rows_affected: int = 0
+
+
+@dataclass
+class SilverResult:
+    table: str
+    partitions: list[str]
+    bronze_rows: int = 0
+    silver_rows: int = 0
+    quarantined_rows: int = 0
+    quarantine_by_rule: dict[str, int] = field(default_factory=dict)
+    schema_events: list[SchemaEvent] = field(default_factory=list)
+    snapshot_id: int | None = None
+
+
+def q(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def lit(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+# ----------------------------------------------------------------------------- DDL
+
+def silver_columns(table: Table) -> dict[str, str]:
+    """Silver column → SQL type (after PII handling), then lineage columns."""
+    cols: dict[str, str] = {}
+    for c in table.columns:
+        name = silver_name(c)
+        if name is None:
+            continue
+        cols[name] = "VARCHAR" if c.pii == "identifier" else ("INTEGER" if c.pii == "birth_date" else SQL_TYPES[c.dtype])
+    return {**cols, **SILVER_LINEAGE}
+
+
+def ensure_lake_tables(con: duckdb.DuckDBPyConnection, table: Table) -> None:
+    con.execute("CREATE SCHEMA IF NOT EXISTS lake.silver")
+    for name, ddl in ((table.name, silver_columns(table)), ("quarantine", QUARANTINE_DDL),
+                      ("schema_events", SCHEMA_EVENT_DDL)):
+        cols = ", ".join(f"{q(k)} {v}" for k, v in ddl.items())
+        con.execute(f"CREATE TABLE IF NOT EXISTS lake.silver.{q(name)} ({cols})")
+
+
+# ----------------------------------------------------------------------------- typing
+
+def _canonical(c: Column, v: str) -> str:
+    if c.dtype == "int":
+        return f"CASE WHEN regexp_full_match({v}, '[+-]?[0-9]+') THEN TRY_CAST({v} AS BIGINT) END"
+    if c.dtype == "float":
+        return (f"CASE WHEN regexp_full_match({v}, '[+-]?([0-9]+[.]?[0-9]*|[.][0-9]+)([eE][+-]?[0-9]+)?') "
+                f"THEN TRY_CAST({v} AS DOUBLE) END")
+    if c.dtype == "date":
+        return f"TRY_STRPTIME({v}, '%Y-%m-%d')::DATE"
+    if c.dtype == "timestamp":
+        return f"COALESCE(TRY_STRPTIME({v}, '%Y-%m-%dT%H:%M:%S'), TRY_STRPTIME({v}, '%Y-%m-%d %H:%M:%S'))"
+    return v
+
+
+def _corrected(c: Column, v: str) -> str | None:
+    """A lossless reading of common variants, or None when there is none."""
+    if c.dtype == "float":
+        return f"CASE WHEN regexp_full_match({v}, '[+-]?[0-9]+,[0-9]+') THEN TRY_CAST(replace({v}, ',', '.') AS DOUBLE) END"
+    if c.dtype == "int":
+        return (f"CASE WHEN regexp_full_match({v}, '[+-]?[0-9]+[.,]0+') "
+                f"THEN TRY_CAST(regexp_extract({v}, '^[+-]?[0-9]+') AS BIGINT) END")
+    if c.dtype == "date":
+        fmts = ["%d/%m/%Y", "%Y/%m/%d", "%d.%m.%Y", "%Y%m%d"]
+        return "COALESCE(" + ", ".join(f"TRY_STRPTIME({v}, '{f}')::DATE" for f in fmts) + ")"
+    if c.dtype == "timestamp":
+        fmts = ["%d/%m/%Y %H:%M:%S", "%Y/%m/%d %H:%M:%S", "%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%dT%H:%M:%S.%f"]
+        return "COALESCE(" + ", ".join(f"TRY_STRPTIME({v}, '{f}')" for f in fmts) + ")"
+    return None
+
+
+def _rules(c: Column, raw: str, typed: str) -> list[str]:
+    """SQL CASE expressions yielding a violation text (or NULL) for one column."""
+    name = c.name
+    rules = [f"CASE WHEN {raw} IS NOT NULL AND {typed} IS NULL THEN 'type: {name} is not a valid {c.dtype}' END"]
+    if not c.nullable:
+        rules.append(f"CASE WHEN {raw} IS NULL THEN 'not_null: {name} is missing' END")
+    if c.min is not None:
+        rules.append(f"CASE WHEN {typed} < {c.min!r} THEN 'range: {name} below {c.min:g}' END")
+    if c.max is not None:
+        rules.append(f"CASE WHEN {typed} > {c.max!r} THEN 'range: {name} above {c.max:g}' END")
+    if c.allowed:
+        values = ", ".join(lit(a) for a in c.allowed)
+        rules.append(f"CASE WHEN {typed} NOT IN ({values}) THEN 'allowed_values: {name} not an allowed value' END")
+    return rules
+
+
+# ----------------------------------------------------------------------------- schema
+
+def file_columns(con: duckdb.DuckDBPyConnection, uri: str) -> list[str]:
+    rows = con.execute(f"DESCRIBE SELECT * FROM read_parquet({lit(uri)}, hive_partitioning=false)").fetchall()
+    return [r[0] for r in rows if r[0] not in LINEAGE_COLUMNS]
+
+
+def schema_events_for_file(table: Table, columns: list[str], policy: Policy, partition: str, uri: str,
+                           sha: str) -> tuple[list[SchemaEvent], str | None]:
+    """(events, reason to quarantine the whole file or None)."""
+    events: list[SchemaEvent] = []
+    reject_reasons: list[str] = []
+    present = set(columns) - {"_no_columns"}
+    for c in table.columns:
+        if c.name in present:
+            continue
+        if c.required:
+            events.append(SchemaEvent(partition, uri, sha, "missing_required_column", c.name, policy,
+                                      "file quarantined"))
+            reject_reasons.append(f"required column {c.name} missing")
+        elif policy == "reject":
+            events.append(SchemaEvent(partition, uri, sha, "missing_optional_column", c.name, policy,
+                                      "file quarantined (policy reject)"))
+            reject_reasons.append(f"optional column {c.name} missing (policy reject)")
+        else:
+            events.append(SchemaEvent(partition, uri, sha, "missing_optional_column", c.name, policy,
+                                      "filled with null"))
+    for name in sorted(present - set(table.column_names)):
+        if policy == "reject":
+            events.append(SchemaEvent(partition, uri, sha, "extra_column", name, policy, "file quarantined (policy reject)"))
+            reject_reasons.append(f"unexpected column {name} (policy reject)")
+        else:
+            events.append(SchemaEvent(partition, uri, sha, "extra_column", name, policy,
+                                      "kept aside: values stay in bronze, not copied to silver"))
+    return events, ("schema: " + "; ".join(reject_reasons)) if reject_reasons else None
+
+
+# ----------------------------------------------------------------------------- transform
+
+def build_silver(con: duckdb.DuckDBPyConnection, table: Table, bronze_uris: list[str], partitions: list[str],
+                 policy: Policy, pii_key: str, run_id: str, check_earlier_partitions: bool = True) -> SilverResult:
+    """Fill temp tables ``silver_out``, ``quarantine_out`` and ``events_out`` for ``partitions``."""
+    if policy not in POLICIES:
+        raise ValueError(f"unknown schema policy {policy!r}; expected one of {POLICIES}")
+    result = SilverResult(table.name, partitions)
+    events: list[SchemaEvent] = []
+    file_rejects: dict[str, str] = {}
+    union_cols: set[str] = set()
+    for uri in bronze_uris:
+        meta = con.execute(f"SELECT _partition, _source_sha256, _source_uri FROM read_parquet({lit(uri)}, hive_partitioning=false) LIMIT 1").fetchone()
+        if meta is None:
+            continue
+        cols = file_columns(con, uri)
+        union_cols |= set(cols)
+        ev, reject = schema_events_for_file(table, cols, policy, meta[0], meta[2], meta[1])
+        events += ev
+        if reject:
+            file_rejects[meta[1]] = reject
+
+    src = (f"read_parquet([{', '.join(lit(u) for u in bronze_uris)}], union_by_name=true, hive_partitioning=false)" if bronze_uris else None)
+    select_raw = []
+    for c in table.columns:
+        raw = f"NULLIF(trim({q(c.name)}), '')" if c.name in union_cols else "NULL::VARCHAR"
+        select_raw.append(f"{raw} AS {q(c.name + '__raw')}")
+    lineage = "_partition, _source_uri, _source_sha256, _row_ordinal, _ingest_run_id, _parse_error, _raw_line"
+    if src is None:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE raw AS SELECT {', '.join(select_raw)}, "
+                    "NULL::VARCHAR AS _partition, NULL::VARCHAR AS _source_uri, NULL::VARCHAR AS _source_sha256, "
+                    "NULL::BIGINT AS _row_ordinal, NULL::VARCHAR AS _ingest_run_id, NULL::VARCHAR AS _parse_error, "
+                    "NULL::VARCHAR AS _raw_line WHERE false")
+    else:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE raw AS SELECT {', '.join(select_raw)}, {lineage} FROM {src}")
+
+    con.execute("CREATE OR REPLACE TEMP TABLE file_rejects (sha VARCHAR, reason VARCHAR)")
+    if file_rejects:
+        con.executemany("INSERT INTO file_rejects VALUES (?, ?)", list(file_rejects.items()))
+
+    typed_cols, rules, coerced = [], [], []
+    for c in table.columns:
+        raw = q(c.name + "__raw")
+        canonical = _canonical(c, raw)
+        corrected = _corrected(c, raw) if policy == "auto_correct" else None
+        typed = f"COALESCE({canonical}, {corrected})" if corrected else canonical
+        typed_cols.append(f"{typed} AS {q(c.name)}")
+        if corrected:
+            coerced.append((c.name, f"count(*) FILTER (WHERE {raw} IS NOT NULL AND ({canonical}) IS NULL "
+                                    f"AND ({corrected}) IS NOT NULL)"))
+    con.execute(f"CREATE OR REPLACE TEMP TABLE typed AS SELECT raw.*, {', '.join(typed_cols)} FROM raw")
+    for c in table.columns:
+        rules += _rules(c, q(c.name + "__raw"), q(c.name))
+        if c.pii == "birth_date":
+            age = _age_sql(c.name, table.event_time)
+            rules.append(f"CASE WHEN {age} NOT BETWEEN {AGE_RANGE[0]} AND {AGE_RANGE[1]} "
+                         f"THEN 'range: age from {c.name} outside [{AGE_RANGE[0]}, {AGE_RANGE[1]}]' END")
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE checked AS
+            SELECT t.*, CASE
+                WHEN t._parse_error IS NOT NULL THEN ['malformed_row: ' || t._parse_error]
+                WHEN f.reason IS NOT NULL THEN [f.reason]
+                ELSE list_filter([{', '.join(rules)}], x -> x IS NOT NULL) END AS _violations
+            FROM typed t LEFT JOIN file_rejects f ON t._source_sha256 = f.sha"""
+    )
+    # --- duplicates among clean rows (first occurrence wins), and keys already in other partitions
+    pk = ", ".join(q(k) for k in table.primary_key)
+    content = "md5(concat_ws(chr(31), " + ", ".join(f"coalesce({q(c.name + '__raw')}, chr(0))" for c in table.columns) + "))"
+    earlier = ""
+    if check_earlier_partitions:
+        parts = ", ".join(lit(p) for p in partitions) or "NULL"
+        earlier = (f"LEFT JOIN (SELECT {pk}, min(_partition) AS _earlier FROM lake.silver.{q(table.name)} "
+                   f"WHERE _partition NOT IN ({parts}) GROUP BY {pk}) e USING ({pk})")
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE deduped AS
+            WITH ranked AS (
+              SELECT *, {content} AS _content,
+                     row_number() OVER w AS _rn, first_value({content}) OVER w AS _first_content
+              FROM checked WHERE len(_violations) = 0
+              WINDOW w AS (PARTITION BY {pk} ORDER BY _partition, _source_sha256, _row_ordinal)
+            )
+            SELECT ranked.* EXCLUDE (_violations), CASE
+                WHEN _rn > 1 AND _content = _first_content THEN ['duplicate_row: exact copy of an earlier row']
+                WHEN _rn > 1 THEN ['duplicate_key: same key as an earlier row with different values']
+                {"WHEN e._earlier IS NOT NULL THEN ['duplicate_key: key already in silver partition ' || e._earlier]" if earlier else ""}
+                ELSE [] END AS _violations
+            FROM ranked {earlier}"""
+    )
+    con.execute(
+        """CREATE OR REPLACE TEMP TABLE all_rows AS
+           SELECT * EXCLUDE (_content, _rn, _first_content) FROM deduped
+           UNION ALL BY NAME SELECT * FROM checked WHERE len(_violations) > 0"""
+    )
+    _fill_outputs(con, table, pii_key, run_id)
+
+    # --- schema events from type coercion (per file), then results
+    if coerced:
+        sums = ", ".join(f"{expr} AS {q(name)}" for name, expr in coerced)
+        for row in con.execute(f"SELECT _partition, _source_uri, _source_sha256, {sums} FROM typed "
+                               "GROUP BY ALL").fetchall():
+            for (name, _), n in zip(coerced, row[3:], strict=True):
+                if n:
+                    events.append(SchemaEvent(row[0], row[1], row[2], "type_coerced", name, policy,
+                                              "coerced (lossless)", int(n)))
+    for ev in events:
+        if ev.event != "type_coerced" and ev.rows_affected == 0:
+            ev.rows_affected = int(con.execute("SELECT count(*) FROM raw WHERE _source_sha256 = ?",
+                                               [ev.source_sha256]).fetchone()[0])  # type: ignore[index]
+    _fill_events(con, table, events, run_id)
+    result.schema_events = events
+    result.bronze_rows = int(con.execute("SELECT count(*) FROM raw").fetchone()[0])  # type: ignore[index]
+    result.silver_rows = int(con.execute("SELECT count(*) FROM silver_out").fetchone()[0])  # type: ignore[index]
+    result.quarantined_rows = int(con.execute("SELECT count(*) FROM quarantine_out").fetchone()[0])  # type: ignore[index]
+    result.quarantine_by_rule = dict(con.execute(
+        "SELECT rule, count(*) FROM quarantine_out GROUP BY 1 ORDER BY 2 DESC").fetchall())
+    return result
+
+
+def _age_sql(dob_col: str, event_col: str) -> str:
+    return f"date_part('year', age(CAST({q(event_col)} AS DATE), {q(dob_col)}))"
+
+
+def _fill_outputs(con: duckdb.DuckDBPyConnection, table: Table, key: str, run_id: str) -> None:
+    out = []
+    for c in table.columns:
+        name = silver_name(c)
+        if name is None:
+            continue
+        if c.pii == "identifier":
+            out.append(f"{hmac_sql(q(c.name + '__raw'), key)} AS {q(name)}")
+        elif c.pii == "birth_date":
+            out.append(f"CAST({_age_sql(c.name, table.event_time)} AS INTEGER) AS {q(name)}")
+        else:
+            out.append(f"{q(c.name)} AS {q(name)}")
+    out += ["_partition", "_source_uri", "_source_sha256", "_row_ordinal", "_ingest_run_id",
+            f"{lit(run_id)} AS _silver_run_id"]
+    con.execute(f"CREATE OR REPLACE TEMP TABLE silver_out AS SELECT {', '.join(out)} FROM all_rows "
+                "WHERE len(_violations) = 0")
+
+    payload_parts = []
+    for c in table.columns:
+        raw = q(c.name + "__raw")
+        if c.pii == "identifier":
+            payload_parts.append(f"{lit(c.name + '_HASH')}, {hmac_sql(raw, key)}")
+        elif c.pii in ("free_text", "birth_date"):
+            continue
+        else:
+            payload_parts.append(f"{lit(c.name)}, {raw}")
+    has_pii = bool(raw_pii_columns(table))
+    raw_line = (f"json_object('_raw_line_hmac', {hmac_sql('_raw_line', key)}, '_raw_line_chars', length(_raw_line))"
+                if has_pii else "json_object('_raw_line', _raw_line)")
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE quarantine_out AS
+            SELECT {lit(table.name)} AS table_name, _partition AS partition, _source_uri AS source_uri,
+                   _source_sha256 AS source_sha256, _row_ordinal AS row_ordinal,
+                   split_part(_violations[1], ':', 1) AS rule, array_to_string(_violations, '; ') AS reason,
+                   CAST(CASE WHEN _parse_error IS NOT NULL THEN {raw_line}
+                        ELSE json_object({', '.join(payload_parts)}) END AS VARCHAR) AS payload,
+                   {lit(run_id)} AS silver_run_id, now()::TIMESTAMP AS quarantined_at
+            FROM all_rows WHERE len(_violations) > 0"""
+    )
+
+
+def _fill_events(con: duckdb.DuckDBPyConnection, table: Table, events: list[SchemaEvent], run_id: str) -> None:
+    frame = pd.DataFrame([{**e.__dict__, "table_name": table.name, "silver_run_id": run_id} for e in events],
+                         columns=list(SCHEMA_EVENT_DDL))
+    frame["rows_affected"] = frame["rows_affected"].astype("int64")
+    con.register("events_frame", frame)
+    con.execute("CREATE OR REPLACE TEMP TABLE events_out AS SELECT * FROM events_frame")
+    con.unregister("events_frame")
+
+
+# ----------------------------------------------------------------------------- lake writes
+
+def write_silver(con: duckdb.DuckDBPyConnection, table: Table, partitions: list[str]) -> int:
+    """Replace ``partitions`` of silver, quarantine and schema events in one lake snapshot."""
+    from ..resources import Lake
+
+    ensure_lake_tables(con, table)
+    parts = ", ".join(lit(p) for p in partitions) or "NULL"
+    t = q(table.name)
+
+    def work(c: duckdb.DuckDBPyConnection) -> None:
+        c.execute(f"DELETE FROM lake.silver.{t} WHERE _partition IN ({parts})")
+        c.execute(f"INSERT INTO lake.silver.{t} BY NAME SELECT * FROM silver_out")
+        for name, src in (("quarantine", "quarantine_out"), ("schema_events", "events_out")):
+            c.execute(f"DELETE FROM lake.silver.{name} WHERE table_name = {lit(table.name)} AND partition IN ({parts})")
+            c.execute(f"INSERT INTO lake.silver.{name} BY NAME SELECT * FROM {src}")
+
+    Lake.transact(con, work)
+    return Lake.snapshot_id(con)
+
+
+@dataclass
+class Accounting:
+    table: str
+    partitions: int
+    bronze_rows: int
+    silver_rows: int
+    quarantined_rows: int
+
+    @property
+    def balanced(self) -> bool:
+        return self.bronze_rows == self.silver_rows + self.quarantined_rows
+
+    @property
+    def missing(self) -> int:
+        return self.bronze_rows - self.silver_rows - self.quarantined_rows
+
+
+def account_rows(con: duckdb.DuckDBPyConnection, table: Table, bronze_uris: list[str],
+                 partitions: list[str]) -> Accounting:
+    """Count bronze, silver and quarantine rows of ``partitions`` independently of the transform."""
+    parts = ", ".join(lit(p) for p in partitions) or "NULL"
+    bronze = 0
+    if bronze_uris:
+        bronze = int(con.execute(f"SELECT count(*) FROM read_parquet([{', '.join(lit(u) for u in bronze_uris)}], "
+                                 "union_by_name=true, hive_partitioning=false)").fetchone()[0])  # type: ignore[index]
+    ensure_lake_tables(con, table)
+    silver = int(con.execute(f"SELECT count(*) FROM lake.silver.{q(table.name)} WHERE _partition IN ({parts})")
+                 .fetchone()[0])  # type: ignore[index]
+    quarantined = int(con.execute(f"SELECT count(*) FROM lake.silver.quarantine WHERE table_name = ? "
+                                  f"AND partition IN ({parts})", [table.name]).fetchone()[0])  # type: ignore[index]
+    return Accounting(table.name, len(partitions), bronze, silver, quarantined)
+
+
+def read_as_of(con: duckdb.DuckDBPyConnection, table: str, snapshot_id: int | None = None) -> pd.DataFrame:
+    """A silver table as it was at ``snapshot_id`` (latest when None)."""
+    at = f" AT (VERSION => {int(snapshot_id)})" if snapshot_id is not None else ""
+    return con.execute(f"SELECT * FROM lake.silver.{q(table)}{at}").df()
+
+
+def now_utc() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)

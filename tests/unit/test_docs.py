@@ -1,0 +1,26 @@
+"""The docs derived from code are current, and the README names every setting."""
+
+from pathlib import Path
+
+import pytest
+
+from creditrisk_assets.docs import DOCS, GENERATED
+from creditrisk_assets.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize("name", sorted(GENERATED))
+def test_generated_docs_are_current(name: str) -> None:
+    assert (DOCS / name).read_text() == GENERATED[name](), f"run: python -m creditrisk_assets.docs ({name} is stale)"
+
+
+def test_readme_documents_every_setting() -> None:
+    readme = (ROOT / "README.md").read_text()
+    missing = [r["variable"] for r in Settings().describe() if f"`{r['variable']}`" not in readme]
+    assert not missing, f"README settings table lacks {missing}"
+
+
+def test_readme_starts_with_the_two_commands() -> None:
+    head = (ROOT / "README.md").read_text()[:1200]
+    assert "make demo" in head and "make test" in head
