@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import dagster as dg
+from dagster_dbt import DbtCliResource
 
 from .assets.bronze import build_bronze_assets
+from .assets.gold import build_gold_assets
 from .assets.silver import build_profile_asset, build_silver_assets
+from .gold.profiles import PROJECT_DIR, write_profiles
 from .jobs import build_jobs
 from .logs import configure_logging
 from .partitions import hourly_partitions
@@ -19,13 +25,16 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     hourly = hourly_partitions(settings)
     jobs = build_jobs(hourly)
     return dg.Definitions(
-        assets=[build_bronze_assets(hourly), build_silver_assets(hourly), build_profile_asset()],
+        assets=[build_bronze_assets(hourly), build_silver_assets(hourly), build_profile_asset(),
+                build_gold_assets(hourly)],
         jobs=list(jobs.values()),
-        sensors=[build_landing_sensor(jobs["ingest_bronze"], hourly, settings.sensor_interval_s)],
+        sensors=[build_landing_sensor(jobs["ingest"], hourly, settings.sensor_interval_s)],
         resources={
             "settings": settings,
             "store": object_store_from_settings(settings),
             "lake": Lake(settings),
+            "dbt": DbtCliResource(project_dir=str(PROJECT_DIR), profiles_dir=str(write_profiles(settings)),
+                                  dbt_executable=str(Path(sys.executable).parent / "dbt")),
         },
     )
 

@@ -39,7 +39,25 @@ def contracts_doc() -> str:
     return "\n".join(parts)
 
 
-GENERATED = {"contracts.md": contracts_doc}
+def features_doc() -> str:
+    from .gold.catalogue import catalogue_markdown, features
+
+    return "\n".join([
+        "# Feature catalogue: `gold/applicant_features`",
+        "",
+        "_Generated from `dbt_project/models/marts/applicant_features.yml` by `python -m creditrisk_assets.docs`;"
+        " do not edit._",
+        "",
+        f"{len(features())} features, one row per application (`sk_id_curr`), each computed only from data dated",
+        "strictly before the application's `decision_time` (point-in-time correct). Counts over an empty history",
+        "are 0; means and ratios over an empty history are null; `has_*` flags say which histories exist.",
+        "",
+        catalogue_markdown(),
+        "",
+    ])
+
+
+GENERATED = {"contracts.md": contracts_doc, "features.md": features_doc}
 
 
 def main() -> int:

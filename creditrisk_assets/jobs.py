@@ -11,12 +11,13 @@ from .contracts import TABLE_NAMES
 
 def build_jobs(partitions_def: dg.PartitionsDefinition) -> dict[str, Any]:
     return {
-        "ingest_bronze": dg.define_asset_job(
-            "ingest_bronze",
-            selection=dg.AssetSelection.groups("bronze") | dg.AssetSelection.keys(
-                *[dg.AssetKey(["silver", t]) for t in TABLE_NAMES], dg.AssetKey(["silver", "quarantine"])),
+        "ingest": dg.define_asset_job(
+            "ingest",
+            selection=(dg.AssetSelection.groups("bronze", "gold")
+                       | dg.AssetSelection.keys(*[dg.AssetKey(["silver", t]) for t in TABLE_NAMES],
+                                                dg.AssetKey(["silver", "quarantine"]))),
             partitions_def=partitions_def,
-            description="Landing → bronze → silver (+ quarantine, row accounting) for the requested hours, "
-                        "one run per range.",
+            description="Landing → bronze → silver (+ quarantine, row accounting) → gold (dbt) for the "
+                        "requested hours, one run per range.",
         ),
     }

@@ -1,0 +1,1 @@
+"""Gold: the feature store, built by dbt on DuckDB over the silver lake."""
