@@ -46,7 +46,7 @@ telemetry:
 
 def backfill_bronze(settings: Settings, first: str, last: str, instance: dg.DagsterInstance) -> dg.ExecuteInProcessResult:
     defs = build_definitions(settings)
-    job = defs.get_job_def("ingest")
+    job = defs.resolve_job_def("ingest")
     return job.execute_in_process(
         instance=instance,
         tags={"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last},

@@ -46,13 +46,20 @@ def s3_settings(tmp_path: Path, server: Server, bucket: str) -> Settings:
 
 
 @pytest.fixture(params=["folder", "s3"])
-def backend(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[Settings, ObjectStore]:
-    """(settings, store) for each object-store backend; S3 gets a fresh bucket per test."""
+def backend(request: pytest.FixtureRequest, tmp_path: Path,
+            monkeypatch: pytest.MonkeyPatch) -> tuple[Settings, ObjectStore]:
+    """(settings, store) for each object-store backend; S3 gets a fresh bucket per test.
+
+    The S3 settings are also exported, as a deployment has them: subprocesses (dbt) read the
+    keys from the environment, never from a file.
+    """
     if request.param == "folder":
         s = Settings.from_env({"CREDITRISK_HOME": str(tmp_path / "home")})
     else:
         server = request.getfixturevalue("seaweed")
         s = s3_settings(tmp_path, server, f"t{next(_bucket_counter)}-{tmp_path.name[-20:].lower().replace('_', '-')}")
+        monkeypatch.setenv("CREDITRISK_S3_ACCESS_KEY_ID", s.s3_access_key_id)
+        monkeypatch.setenv("CREDITRISK_S3_SECRET_ACCESS_KEY", s.s3_secret_access_key)
     store = object_store_from_settings(s)
     if request.param == "s3":
         store.ensure_bucket()  # type: ignore[attr-defined]

@@ -41,7 +41,7 @@ def landed_records(store: ObjectStore, table: str) -> dict[str, int | None]:
 
 def run_bronze(settings: Settings, first: str, last: str,
                instance: dg.DagsterInstance | None = None) -> dg.ExecuteInProcessResult:
-    job = build_definitions(settings).get_job_def("ingest")
+    job = build_definitions(settings).resolve_job_def("ingest")
     return job.execute_in_process(
         instance=instance or dg.DagsterInstance.ephemeral(),
         tags={"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last},

@@ -94,11 +94,11 @@ def start_seaweedfs(workdir: Path, bucket: str = "creditrisk") -> Server:
     grpc = free_ports(4)
     data = workdir / "seaweed"
     data.mkdir(parents=True, exist_ok=True)
-    cmd = [str(BIN / "weed"), "server", f"-dir={data}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
+    cmd = [str(BIN / "weed"), f"-logdir={data}", "server", f"-dir={data}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
            f"-master.port={master}", f"-master.port.grpc={grpc[0]}", f"-volume.port={volume}",
            f"-volume.port.grpc={grpc[1]}", f"-filer.port={filer}", f"-filer.port.grpc={grpc[2]}",
            "-s3", f"-s3.port={s3}", f"-s3.port.grpc={grpc[3]}", "-master.telemetry=false",
-           "-volume.preStopSeconds=0", "-volume.max=0", "-master.volumeSizeLimitMB=64", f"-logdir={data}"]
+           "-volume.preStopSeconds=0", "-volume.max=0", "-master.volumeSizeLimitMB=64"]
     endpoint = f"http://127.0.0.1:{s3}"
     client = boto3.client("s3", endpoint_url=endpoint, aws_access_key_id="test", aws_secret_access_key="test",
                           region_name="us-east-1",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -78,6 +79,9 @@ class SimulationConfig:
             raise ValueError(f"run_name={self.run_name!r}: use letters, digits, '.', '_' or '-'")
         object.__setattr__(self, "anomalies", _check_anomalies(self.anomalies))
         object.__setattr__(self, "tables", _check_tables(self.tables))
+
+    def __hash__(self) -> int:  # anomalies is a dict: hash the canonical JSON instead
+        return hash(json.dumps(self.to_json(), sort_keys=True))
 
     @property
     def start_datetime(self) -> dt.datetime:

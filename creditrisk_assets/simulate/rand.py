@@ -8,11 +8,12 @@ depend only on the seed, the file's key and the anomaly kind.
 from __future__ import annotations
 
 import zlib
+from collections.abc import Sequence
 
 import numpy as np
 
 _STREAMS = {"applicants": 1, "pii": 2, "bureau": 3, "previous": 4, "bureau_balance": 5, "installments": 6,
-            "credit_card": 7, "outcome": 8, "post_decision": 9}
+            "credit_card": 7, "outcome": 8, "post_selection": 9, "post_installments": 10, "post_cards": 11}
 
 
 def stream(seed: int, name: str) -> np.random.Generator:
@@ -38,7 +39,7 @@ def choice_rows(rng: np.random.Generator, probs: np.ndarray) -> np.ndarray:
     return np.minimum((cum < u[:, None]).sum(axis=1), probs.shape[1] - 1)
 
 
-def choice(rng: np.random.Generator, n: int, probs: list[float] | np.ndarray) -> np.ndarray:
+def choice(rng: np.random.Generator, n: int, probs: Sequence[float] | np.ndarray) -> np.ndarray:
     """``n`` category indices with the same probabilities for every row."""
     p = np.asarray(probs, dtype=float)
     return rng.choice(len(p), size=n, p=p / p.sum())
