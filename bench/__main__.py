@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-BENCHES = ["ingest", "validate"]
+BENCHES = ["ingest", "validate", "features"]
 
 
 def main(argv: list[str]) -> int:

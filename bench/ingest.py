@@ -12,7 +12,7 @@ import datetime as dt
 import pandas as pd
 
 from bench.common import hourly_application_setup, report, timed
-from creditrisk_assets.ingest.bronze import ingest_partition
+from creditrisk_assets.ingest.bronze import ingest_partitions
 from creditrisk_assets.simulate import SimulationConfig, simulate
 
 
@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
 
 
     def project() -> int:
-        return sum(ingest_partition(store, lake, "application", h, run_id="bench").rows for h in hours)
+        return sum(r.rows for r in ingest_partitions(store, lake, "application", hours, run_id="bench"))
 
     out = settings.home / "pandas"
     out.mkdir(exist_ok=True)

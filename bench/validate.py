@@ -16,7 +16,7 @@ import pandas as pd
 
 from bench.common import hourly_application_setup, report, timed
 from creditrisk_assets.contracts import APPLICATION, Column
-from creditrisk_assets.ingest.bronze import ingest_partition
+from creditrisk_assets.ingest.bronze import ingest_partitions
 from creditrisk_assets.quality.runner import bronze_uris, run_silver
 from creditrisk_assets.simulate import SimulationConfig, simulate
 
@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     hours = [start + dt.timedelta(hours=h) for h in range(args.hours)]
     simulate(SimulationConfig(start=start.strftime("%Y-%m-%dT%H:%M"), hours=args.hours, rows_per_hour=args.rows_per_hour,
                               seed=2, tables=["application"], anomalies=ANOMALIES, run_name="bench"), store)
-    bronze_rows = sum(ingest_partition(store, lake, "application", h, run_id="bench").rows for h in hours)
+    bronze_rows = sum(r.rows for r in ingest_partitions(store, lake, "application", hours, run_id="bench"))
     uris = bronze_uris(store, "application", hours)
     print(f"  data: {bronze_rows:,} bronze application rows in {len(uris)} files (anomalies {ANOMALIES})")
 

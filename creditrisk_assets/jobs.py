@@ -20,4 +20,8 @@ def build_jobs(partitions_def: dg.PartitionsDefinition) -> dict[str, Any]:
             description="Landing → bronze → silver (+ quarantine, row accounting) → gold (dbt) for the "
                         "requested hours, one run per range.",
         ),
+        "profile_silver": dg.define_asset_job(
+            "profile_silver", selection=dg.AssetSelection.keys(dg.AssetKey(["silver", "profile"])),
+            description="Profile every silver table (Evidently HTML + markdown).",
+        ),
     }

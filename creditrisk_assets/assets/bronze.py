@@ -5,7 +5,7 @@ import dagster as dg
 import pandas as pd
 
 from ..contracts import TABLES, contract_markdown
-from ..ingest.bronze import PartitionResult, ingest_partition
+from ..ingest.bronze import PartitionResult, ingest_partitions
 from ..layout import parse_partition_key
 from ..metadata import mask_pii, md_table
 from ..resources import Lake, ObjectStore
@@ -67,7 +67,7 @@ def build_bronze_assets(partitions_def: dg.PartitionsDefinition) -> dg.AssetsDef
         hours = hours_of(context)
         for key in sorted(context.selected_asset_keys):
             table = key.path[-1]
-            results = [ingest_partition(store, lake, table, h, run_id=context.run_id) for h in hours]
+            results = ingest_partitions(store, lake, table, hours, run_id=context.run_id)
             context.log.info(f"bronze/{table}: {len(hours)} hour(s), {sum(r.rows for r in results)} rows, "
                              f"{sum(r.rejected_files for r in results)} rejected file(s)")
             yield dg.MaterializeResult(asset_key=key, metadata=bronze_metadata(results, table))

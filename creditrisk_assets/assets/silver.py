@@ -23,6 +23,15 @@ def _schema(table: str) -> dg.TableSchema:
     return dg.TableSchema(columns=[dg.TableColumn(n, t) for n, t in silver_columns(TABLES[table]).items()])
 
 
+def summarise_events(events: list) -> dict[tuple[str, str, str], tuple[int, int]]:
+    """(event, column, action) → (files, rows): one warning per kind of change, not per file."""
+    out: dict[tuple[str, str, str], tuple[int, int]] = {}
+    for e in events:
+        files, rows = out.get((e.event, e.column_name, e.action), (0, 0))
+        out[(e.event, e.column_name, e.action)] = (files + 1, rows + e.rows_affected)
+    return out
+
+
 def silver_metadata(run: SilverRun) -> dict[str, object]:
     r, acc = run.result, run.accounting
     events = pd.DataFrame([{"partition": e.partition, "file": e.source_uri.rsplit("/", 1)[-1], "event": e.event,
@@ -74,9 +83,9 @@ def build_silver_assets(partitions_def: dg.PartitionsDefinition) -> dg.AssetsDef
         totals = {"quarantined_rows": 0, "tables": 0}
         for name in tables:
             run = run_silver(store, lake, settings, TABLES[name], hours, context.run_id)
-            for e in run.result.schema_events:
-                context.log.warning(f"schema change in {name} {e.partition}: {e.event} {e.column_name} → {e.action} "
-                                    f"({e.rows_affected} rows, policy {e.policy})")
+            for (event, column, action), (files, rows) in summarise_events(run.result.schema_events).items():
+                context.log.warning(f"schema change in {name}: {event} {column} → {action} "
+                                    f"({files} file(s), {rows} row(s), policy {run.result.schema_events[0].policy})")
             acc = run.accounting
             totals["quarantined_rows"] += acc.quarantined_rows
             totals["tables"] += 1

@@ -37,6 +37,8 @@ log = logging.getLogger("creditrisk.ingest")
 LINEAGE_COLUMNS = ("_source_uri", "_source_sha256", "_landed_at", "_ingest_run_id", "_partition",
                    "_row_ordinal", "_raw_line", "_parse_error")
 
+MALFORMED_SUFFIX = ".malformed.parquet"
+
 AUDIT_COLUMNS = ("table_name", "partition", "source_key", "source_uri", "sha256", "bytes", "landed_at",
                  "rows", "malformed_rows", "status", "reason", "bronze_key", "ingest_run_id", "ingested_at")
 
@@ -61,6 +63,7 @@ class FileAudit:
     bronze_key: str = ""
     ingest_run_id: str = ""
     ingested_at: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
+    bronze_files: list[str] = field(default_factory=list)  # the bronze file and, if any, its malformed lines
 
 
 @dataclass
@@ -139,21 +142,28 @@ def csv_header(first_line: str) -> list[str]:
     return names
 
 
-def _parse_csv(con: duckdb.DuckDBPyConnection, path: Path, header: list[str]) -> None:
-    """Create table ``parsed`` (all VARCHAR, columns from the header) and ``malformed`` (line, raw, error).
+def _csv_source(path: Path, header: list[str]) -> str:
+    """A ``read_csv`` over ``path``: all VARCHAR, columns from the header, malformed lines to ``rej_errors``.
 
     No dialect sniffing: the dialect is fixed (RFC 4180) and the columns come from the header, so a
     small file with a bad line is read the same way as a large one.
     """
-    con.execute("DROP TABLE IF EXISTS rej_errors; DROP TABLE IF EXISTS rej_scans")
     columns = "{" + ", ".join(f"{_sql_str(n)}: 'VARCHAR'" for n in header) + "}"
+    return (f"""read_csv({_sql_str(str(path))}, auto_detect=false, header=true, columns={columns}, delim=',',
+                quote='"', escape='"', strict_mode=true, null_padding=false, store_rejects=true,
+                rejects_table='rej_errors', rejects_scan='rej_scans', max_line_size=10000000)""")
+
+
+def _write_csv(con: duckdb.DuckDBPyConnection, path: Path, header: list[str], lin: str, out: Path) -> tuple[int, int]:
+    """One streaming pass: parsed rows → ``out``; malformed lines → ``<out>.malformed.parquet`` (if any)."""
+    con.execute("DROP TABLE IF EXISTS rej_errors; DROP TABLE IF EXISTS rej_scans; "
+                "CREATE OR REPLACE TEMP SEQUENCE bronze_ordinal START 1")
     try:
-        con.execute(
-            f"""CREATE OR REPLACE TEMP TABLE parsed AS SELECT * FROM read_csv({_sql_str(str(path))},
-                auto_detect=false, header=true, columns={columns}, delim=',', quote='"', escape='"',
-                strict_mode=true, null_padding=false, store_rejects=true, rejects_table='rej_errors',
-                rejects_scan='rej_scans', max_line_size=10000000)"""
-        )
+        n_ok = con.execute(
+            f"""COPY (SELECT *, {lin}, nextval('bronze_ordinal') AS _row_ordinal, NULL::VARCHAR AS _raw_line,
+                             NULL::VARCHAR AS _parse_error FROM {_csv_source(path, header)})
+                TO {_sql_str(str(out))} (FORMAT parquet, COMPRESSION zstd)"""
+        ).fetchone()[0]  # type: ignore[index]
     except duckdb.Error as exc:
         raise CorruptFileError(f"unreadable CSV: {str(exc).splitlines()[0]}") from exc
     con.execute(
@@ -162,6 +172,18 @@ def _parse_csv(con: duckdb.DuckDBPyConnection, path: Path, header: list[str]) ->
                   string_agg(error_type || ': ' || error_message, '; ') AS error
            FROM rej_errors GROUP BY line"""
     )
+    n_bad = con.execute("SELECT count(*) FROM malformed").fetchone()[0]  # type: ignore[index]
+    if n_bad:
+        null_cols = ", ".join(f"NULL::VARCHAR AS {_ident(c)}" for c in header)
+        con.execute(f"""COPY (SELECT {null_cols}, {lin}, line AS _row_ordinal, raw AS _raw_line, error AS _parse_error
+                             FROM malformed ORDER BY line)
+                        TO {_sql_str(str(malformed_path(out)))} (FORMAT parquet, COMPRESSION zstd)""")
+    return int(n_ok), int(n_bad)
+
+
+def malformed_path(out: Path) -> Path:
+    """Where the malformed lines of a CSV source go, beside its bronze file."""
+    return out.with_name(out.name.removesuffix(".parquet") + MALFORMED_SUFFIX)
 
 
 def _parse_jsonl(con: duckdb.DuckDBPyConnection, text: str) -> None:
@@ -181,7 +203,9 @@ def _parse_jsonl(con: duckdb.DuckDBPyConnection, text: str) -> None:
         "SELECT k FROM (SELECT unnest(json_keys(doc)) AS k, line FROM jl_ok) GROUP BY k ORDER BY min(line), k"
     ).fetchall()]
     if keys:
-        cols = ", ".join(f"json_extract_string(doc, {_sql_str(_json_path(k))}) AS {_ident(k)}" for k in keys)
+        names = column_names_for_keys(keys)
+        cols = ", ".join(f"json_extract_string(doc, {_sql_str(_json_path(k))}) AS {_ident(n)}"
+                         for k, n in zip(keys, names, strict=True))
         con.execute(f"CREATE OR REPLACE TEMP TABLE parsed AS SELECT {cols} FROM jl_ok ORDER BY line")
     else:
         con.execute("CREATE OR REPLACE TEMP TABLE parsed (_no_columns VARCHAR)")
@@ -193,8 +217,30 @@ def _parse_jsonl(con: duckdb.DuckDBPyConnection, text: str) -> None:
     )
 
 
+def column_names_for_keys(keys: list[str]) -> list[str]:
+    """Usable, distinct column names for JSON keys (DuckDB names are case-insensitive and non-empty).
+
+    An empty key becomes ``EMPTY_KEY``; a key equal to an earlier one but for case gets ``__2``,
+    ``__3``... Silver then sees them as unexpected columns and records them: nothing is dropped.
+    """
+    seen: set[str] = set()
+    out = []
+    for k in keys:
+        name = k.strip() or "EMPTY_KEY"
+        if name.startswith("_"):
+            name = "KEY" + name
+        base, i = name, 1
+        while name.lower() in seen:
+            i += 1
+            name = f"{base}__{i}"
+        seen.add(name.lower())
+        out.append(name)
+    return out
+
+
 def _json_path(key: str) -> str:
-    return '$."' + key.replace('"', '\\"') + '"'
+    """A JSON Pointer (RFC 6901) to ``key``: addresses any key, the empty one included."""
+    return "/" + key.replace("~", "~0").replace("/", "~1")
 
 
 def _parse_parquet(con: duckdb.DuckDBPyConnection, path: Path) -> None:
@@ -212,37 +258,39 @@ def _ident(name: str) -> str:
 
 
 def parse_to_bronze(con: duckdb.DuckDBPyConnection, local: Path, name: str, data: bytes,
-                    lineage: dict[str, str], out: Path) -> tuple[int, int, str]:
-    """Parse one landed file and write its bronze Parquet to ``out``.
+                    lineage: dict[str, str], out: Path) -> tuple[int, int, str, list[Path]]:
+    """Parse one landed file and write its bronze Parquet to ``out`` (plus malformed lines beside it).
 
-    Returns (parsed rows, malformed rows, warning). Raises CorruptFileError when unreadable.
+    Returns (parsed rows, malformed rows, warning, files written). Raises CorruptFileError when unreadable.
     """
     fmt, gz = file_format(name)
     warning = ""
-    if fmt == "parquet":
-        if gz:
-            raw = _gunzip(data)
-            local = out.with_suffix(".src.parquet")
-            local.write_bytes(raw)
-        _parse_parquet(con, local)
-    else:
+    lin = ", ".join(f"{_sql_str(v)} AS {k}" for k, v in lineage.items())
+    if fmt == "csv":
         raw = _gunzip(data) if gz else data
         text, warning = decode_text(raw)
-        if fmt == "csv":
-            src = local
-            if "\r" in text:  # CRLF or mixed line endings: one convention for the parser
-                text = text.replace("\r\n", "\n").replace("\r", "\n")
-                warning = "; ".join(w for w in (warning, "line endings normalised to LF") if w)
-            if gz or warning or raw is not data or data.startswith(b"\xef\xbb\xbf"):
-                src = out.with_suffix(".src.csv")
-                src.write_text(text, encoding="utf-8")
-            _parse_csv(con, src, csv_header(text.split("\n", 1)[0]))
-        else:
-            _parse_jsonl(con, text)
+        src = local
+        if "\r" in text:  # CRLF or mixed line endings: one convention for the parser
+            text = text.replace("\r\n", "\n").replace("\r", "\n")
+            warning = "; ".join(w for w in (warning, "line endings normalised to LF") if w)
+        if gz or warning or data.startswith(b"\xef\xbb\xbf"):
+            src = out.with_suffix(".src.csv")
+            src.write_text(text, encoding="utf-8")
+        header = csv_header(text.split("\n", 1)[0])
+        _reject_reserved(header)
+        n_ok, n_bad = _write_csv(con, src, header, lin, out)
+        written = [out] + ([malformed_path(out)] if n_bad else [])
+        return n_ok, n_bad, warning, written
+    if fmt == "parquet":
+        if gz:
+            local = out.with_suffix(".src.parquet")
+            local.write_bytes(_gunzip(data))
+        _parse_parquet(con, local)
+    else:
+        text, warning = decode_text(_gunzip(data) if gz else data)
+        _parse_jsonl(con, text)
     parsed_cols = [r[0] for r in con.execute("DESCRIBE parsed").fetchall()]
-    if any(c in LINEAGE_COLUMNS for c in parsed_cols):
-        raise CorruptFileError("file has a column whose name is reserved for lineage (starts with '_')")
-    lin = ", ".join(f"{_sql_str(v)} AS {k}" for k, v in lineage.items())
+    _reject_reserved(parsed_cols)
     data_cols = ", ".join(_ident(c) for c in parsed_cols)
     null_cols = ", ".join(f"NULL::VARCHAR AS {_ident(c)}" for c in parsed_cols)
     con.execute(
@@ -256,7 +304,12 @@ def parse_to_bronze(con: duckdb.DuckDBPyConnection, local: Path, name: str, data
     )
     n_ok = con.execute("SELECT count(*) FROM parsed").fetchone()[0]  # type: ignore[index]
     n_bad = con.execute("SELECT count(*) FROM malformed").fetchone()[0]  # type: ignore[index]
-    return int(n_ok), int(n_bad), warning
+    return int(n_ok), int(n_bad), warning, [out]
+
+
+def _reject_reserved(columns: list[str]) -> None:
+    if any(c in LINEAGE_COLUMNS for c in columns):
+        raise CorruptFileError("file has a column whose name is reserved for lineage (starts with '_')")
 
 
 def ingest_file(store: ObjectStore, con: duckdb.DuckDBPyConnection, table: str, hour: dt.datetime,
@@ -276,7 +329,7 @@ def ingest_file(store: ObjectStore, con: duckdb.DuckDBPyConnection, table: str, 
         lineage = {"_source_uri": audit.source_uri, "_source_sha256": sha,
                    "_landed_at": obj.last_modified.isoformat(), "_ingest_run_id": run_id, "_partition": pkey}
         try:
-            n_ok, n_bad, warning = parse_to_bronze(con, local, name, data, lineage, out)
+            n_ok, n_bad, warning, written = parse_to_bronze(con, local, name, data, lineage, out)
         except CorruptFileError as exc:
             audit.status, audit.reason = "rejected", str(exc)
             store.put_bytes(bronze_rejected_file_key(table, hour, name), data)
@@ -291,8 +344,11 @@ def ingest_file(store: ObjectStore, con: duckdb.DuckDBPyConnection, table: str, 
         audit.status, audit.reason = "accepted_with_warnings", "; ".join(reasons)
     if n_ok + n_bad == 0:
         audit.status, audit.reason = "empty", "file has no data rows"
-    audit.bronze_key = bronze_partition_prefix(table, hour) + out.name
-    store.put_file(audit.bronze_key, out)
+    prefix = bronze_partition_prefix(table, hour)
+    audit.bronze_key = prefix + out.name
+    for path in written:
+        store.put_file(prefix + path.name, path)
+        audit.bronze_files.append(prefix + path.name)
     return audit
 
 
@@ -303,7 +359,7 @@ def ingest_partition(store: ObjectStore, lake: Lake, table: str, hour: dt.dateti
     run_id = run_id or uuid.uuid4().hex
     objs = [o for o in store.list(landing_prefix(table, hour)) if not o.key.rsplit("/", 1)[-1].startswith(".")]
     audits: list[FileAudit] = []
-    con = lake.connect()
+    con = lake.connect(threads=1)  # small files: one thread each, partitions run side by side
     preview = None
     try:
         with tempfile.TemporaryDirectory(prefix="creditrisk-bronze-") as tmp:
@@ -317,7 +373,7 @@ def ingest_partition(store: ObjectStore, lake: Lake, table: str, hour: dt.dateti
                 ).df()
     finally:
         con.close()
-    keep = {a.bronze_key for a in audits if a.bronze_key}
+    keep = {k for a in audits for k in a.bronze_files}
     for old in store.list(bronze_partition_prefix(table, hour)):
         if old.key not in keep:  # files that are no longer in landing, or from an older parser
             store.delete(old.key)
@@ -330,7 +386,8 @@ def ingest_partition(store: ObjectStore, lake: Lake, table: str, hour: dt.dateti
 
 
 def write_audit(store: ObjectStore, table: str, hour: dt.datetime, audits: list[FileAudit]) -> None:
-    frame = pd.DataFrame([asdict(a) for a in audits], columns=list(AUDIT_COLUMNS))
+    frame = pd.DataFrame([{k: v for k, v in asdict(a).items() if k != "bronze_files"} for a in audits],
+                         columns=list(AUDIT_COLUMNS))
     frame = frame.astype({"rows": "int64", "malformed_rows": "int64", "bytes": "int64"})
     with tempfile.TemporaryDirectory(prefix="creditrisk-audit-") as tmp:
         path = Path(tmp) / "audit.parquet"
@@ -355,3 +412,17 @@ def read_audit_log(store: ObjectStore, lake: Lake) -> pd.DataFrame:
         ).df()
     finally:
         con.close()
+
+
+def ingest_partitions(store: ObjectStore, lake: Lake, table: str, hours: list[dt.datetime],
+                      run_id: str | None = None, workers: int = 2, preview_rows: int = 5) -> list[PartitionResult]:
+    """``ingest_partition`` for many hours, ``workers`` at a time (DuckDB releases the GIL)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    run_id = run_id or uuid.uuid4().hex
+    if workers <= 1 or len(hours) <= 1:
+        return [ingest_partition(store, lake, table, h, run_id, preview_rows if i == 0 else 0)
+                for i, h in enumerate(hours)]
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="bronze") as pool:
+        return list(pool.map(lambda ih: ingest_partition(store, lake, table, ih[1], run_id,
+                                                         preview_rows if ih[0] == 0 else 0), enumerate(hours)))

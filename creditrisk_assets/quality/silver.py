@@ -22,7 +22,7 @@ import duckdb
 import pandas as pd
 
 from ..contracts import Column, Table
-from ..ingest.bronze import LINEAGE_COLUMNS
+from ..ingest.bronze import LINEAGE_COLUMNS, MALFORMED_SUFFIX
 from .pii import hmac_sql, raw_pii_columns, silver_name
 
 Policy = str  # "alert" | "auto_correct" | "reject"
@@ -189,6 +189,8 @@ def build_silver(con: duckdb.DuckDBPyConnection, table: Table, bronze_uris: list
     file_rejects: dict[str, str] = {}
     union_cols: set[str] = set()
     for uri in bronze_uris:
+        if uri.endswith(MALFORMED_SUFFIX):  # malformed lines of a source: no columns to check
+            continue
         meta = con.execute(f"SELECT _partition, _source_sha256, _source_uri FROM read_parquet({lit(uri)}, hive_partitioning=false) LIMIT 1").fetchone()
         if meta is None:
             continue
@@ -199,35 +201,37 @@ def build_silver(con: duckdb.DuckDBPyConnection, table: Table, bronze_uris: list
         if reject:
             file_rejects[meta[1]] = reject
 
-    src = (f"read_parquet([{', '.join(lit(u) for u in bronze_uris)}], union_by_name=true, hive_partitioning=false)" if bronze_uris else None)
+    src = (f"read_parquet([{', '.join(lit(u) for u in bronze_uris)}], union_by_name=true, hive_partitioning=false)"
+           if bronze_uris else None)
     select_raw = []
     for c in table.columns:
         raw = f"NULLIF(trim({q(c.name)}), '')" if c.name in union_cols else "NULL::VARCHAR"
         select_raw.append(f"{raw} AS {q(c.name + '__raw')}")
     lineage = "_partition, _source_uri, _source_sha256, _row_ordinal, _ingest_run_id, _parse_error, _raw_line"
     if src is None:
-        con.execute(f"CREATE OR REPLACE TEMP TABLE raw AS SELECT {', '.join(select_raw)}, "
-                    "NULL::VARCHAR AS _partition, NULL::VARCHAR AS _source_uri, NULL::VARCHAR AS _source_sha256, "
-                    "NULL::BIGINT AS _row_ordinal, NULL::VARCHAR AS _ingest_run_id, NULL::VARCHAR AS _parse_error, "
-                    "NULL::VARCHAR AS _raw_line WHERE false")
+        raw_sql = (f"SELECT {', '.join(select_raw)}, NULL::VARCHAR AS _partition, NULL::VARCHAR AS _source_uri, "
+                   "NULL::VARCHAR AS _source_sha256, NULL::BIGINT AS _row_ordinal, NULL::VARCHAR AS _ingest_run_id, "
+                   "NULL::VARCHAR AS _parse_error, NULL::VARCHAR AS _raw_line WHERE false")
     else:
-        con.execute(f"CREATE OR REPLACE TEMP TABLE raw AS SELECT {', '.join(select_raw)}, {lineage} FROM {src}")
+        raw_sql = f"SELECT {', '.join(select_raw)}, {lineage} FROM {src}"
 
     con.execute("CREATE OR REPLACE TEMP TABLE file_rejects (sha VARCHAR, reason VARCHAR)")
     if file_rejects:
         con.executemany("INSERT INTO file_rejects VALUES (?, ?)", list(file_rejects.items()))
 
-    typed_cols, rules, coerced = [], [], []
+    # --- one pass: raw text → typed columns, the columns coerced per row, every violated rule per row
+    typed_cols, rules, coerced_flags = [], [], []
     for c in table.columns:
         raw = q(c.name + "__raw")
         canonical = _canonical(c, raw)
         corrected = _corrected(c, raw) if policy == "auto_correct" else None
-        typed = f"COALESCE({canonical}, {corrected})" if corrected else canonical
-        typed_cols.append(f"{typed} AS {q(c.name)}")
         if corrected:
-            coerced.append((c.name, f"count(*) FILTER (WHERE {raw} IS NOT NULL AND ({canonical}) IS NULL "
-                                    f"AND ({corrected}) IS NOT NULL)"))
-    con.execute(f"CREATE OR REPLACE TEMP TABLE typed AS SELECT raw.*, {', '.join(typed_cols)} FROM raw")
+            typed_cols.append(f"COALESCE({canonical}, {corrected}) AS {q(c.name)}")
+            coerced_flags.append(f"CASE WHEN {raw} IS NOT NULL AND ({canonical}) IS NULL "
+                                 f"AND ({corrected}) IS NOT NULL THEN {lit(c.name)} END")
+        else:
+            typed_cols.append(f"{canonical} AS {q(c.name)}")
+    coerced_sql = f"list_filter([{', '.join(coerced_flags)}], x -> x IS NOT NULL)" if coerced_flags else "[]::VARCHAR[]"
     for c in table.columns:
         rules += _rules(c, q(c.name + "__raw"), q(c.name))
         if c.pii == "birth_date":
@@ -236,6 +240,8 @@ def build_silver(con: duckdb.DuckDBPyConnection, table: Table, bronze_uris: list
                          f"THEN 'range: age from {c.name} outside [{AGE_RANGE[0]}, {AGE_RANGE[1]}]' END")
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE checked AS
+            WITH raw AS ({raw_sql}),
+            typed AS (SELECT raw.*, {', '.join(typed_cols)}, {coerced_sql} AS _coerced FROM raw)
             SELECT t.*, CASE
                 WHEN t._parse_error IS NOT NULL THEN ['malformed_row: ' || t._parse_error]
                 WHEN f.reason IS NOT NULL THEN [f.reason]
@@ -244,50 +250,51 @@ def build_silver(con: duckdb.DuckDBPyConnection, table: Table, bronze_uris: list
     )
     # --- duplicates among clean rows (first occurrence wins), and keys already in other partitions
     pk = ", ".join(q(k) for k in table.primary_key)
-    content = "md5(concat_ws(chr(31), " + ", ".join(f"coalesce({q(c.name + '__raw')}, chr(0))" for c in table.columns) + "))"
-    earlier = ""
+    content = "hash(" + ", ".join(q(c.name + "__raw") for c in table.columns) + ")"
+    earlier, earlier_case = "", ""
     if check_earlier_partitions:
         parts = ", ".join(lit(p) for p in partitions) or "NULL"
         earlier = (f"LEFT JOIN (SELECT {pk}, min(_partition) AS _earlier FROM lake.silver.{q(table.name)} "
                    f"WHERE _partition NOT IN ({parts}) GROUP BY {pk}) e USING ({pk})")
+        earlier_case = "WHEN e._earlier IS NOT NULL THEN ['duplicate_key: key already in silver partition ' || e._earlier]"
+    # rank only narrow key columns; join the few extra violations back (no wide copy of the rows)
+    order = "_partition, _source_sha256, _row_ordinal"
     con.execute(
-        f"""CREATE OR REPLACE TEMP TABLE deduped AS
-            WITH ranked AS (
-              SELECT *, {content} AS _content,
-                     row_number() OVER w AS _rn, first_value({content}) OVER w AS _first_content
-              FROM checked WHERE len(_violations) = 0
-              WINDOW w AS (PARTITION BY {pk} ORDER BY _partition, _source_sha256, _row_ordinal)
+        f"""CREATE OR REPLACE TEMP TABLE extra_violations AS
+            WITH clean AS (SELECT rowid AS _rid, {pk}, {order}, {content} AS _content FROM checked
+                           WHERE len(_violations) = 0),
+            ranked AS (
+              SELECT *, row_number() OVER w AS _rn, first_value(_content) OVER w AS _first_content FROM clean
+              WINDOW w AS (PARTITION BY {pk} ORDER BY {order})
             )
-            SELECT ranked.* EXCLUDE (_violations), CASE
+            SELECT _rid, CASE
                 WHEN _rn > 1 AND _content = _first_content THEN ['duplicate_row: exact copy of an earlier row']
                 WHEN _rn > 1 THEN ['duplicate_key: same key as an earlier row with different values']
-                {"WHEN e._earlier IS NOT NULL THEN ['duplicate_key: key already in silver partition ' || e._earlier]" if earlier else ""}
-                ELSE [] END AS _violations
-            FROM ranked {earlier}"""
+                {earlier_case}
+                END AS _violations
+            FROM ranked {earlier}
+            WHERE _rn > 1 {"OR e._earlier IS NOT NULL" if earlier else ""}"""
     )
     con.execute(
-        """CREATE OR REPLACE TEMP TABLE all_rows AS
-           SELECT * EXCLUDE (_content, _rn, _first_content) FROM deduped
-           UNION ALL BY NAME SELECT * FROM checked WHERE len(_violations) > 0"""
+        """CREATE OR REPLACE TEMP VIEW all_rows AS
+           SELECT c.* EXCLUDE (_violations), coalesce(x._violations, c._violations) AS _violations
+           FROM checked c LEFT JOIN extra_violations x ON c.rowid = x._rid"""
     )
     _fill_outputs(con, table, pii_key, run_id)
 
     # --- schema events from type coercion (per file), then results
-    if coerced:
-        sums = ", ".join(f"{expr} AS {q(name)}" for name, expr in coerced)
-        for row in con.execute(f"SELECT _partition, _source_uri, _source_sha256, {sums} FROM typed "
-                               "GROUP BY ALL").fetchall():
-            for (name, _), n in zip(coerced, row[3:], strict=True):
-                if n:
-                    events.append(SchemaEvent(row[0], row[1], row[2], "type_coerced", name, policy,
-                                              "coerced (lossless)", int(n)))
+    for part, uri, sha, name, n in con.execute(
+            "SELECT _partition, _source_uri, _source_sha256, col, count(*) FROM "
+            "(SELECT _partition, _source_uri, _source_sha256, unnest(_coerced) AS col FROM checked "
+            " WHERE len(_coerced) > 0) GROUP BY ALL ORDER BY ALL").fetchall():
+        events.append(SchemaEvent(part, uri, sha, "type_coerced", name, policy, "coerced (lossless)", int(n)))
+    per_file = dict(con.execute("SELECT _source_sha256, count(*) FROM checked GROUP BY 1").fetchall())
     for ev in events:
         if ev.event != "type_coerced" and ev.rows_affected == 0:
-            ev.rows_affected = int(con.execute("SELECT count(*) FROM raw WHERE _source_sha256 = ?",
-                                               [ev.source_sha256]).fetchone()[0])  # type: ignore[index]
+            ev.rows_affected = int(per_file.get(ev.source_sha256, 0))
     _fill_events(con, table, events, run_id)
     result.schema_events = events
-    result.bronze_rows = int(con.execute("SELECT count(*) FROM raw").fetchone()[0])  # type: ignore[index]
+    result.bronze_rows = int(sum(per_file.values()))
     result.silver_rows = int(con.execute("SELECT count(*) FROM silver_out").fetchone()[0])  # type: ignore[index]
     result.quarantined_rows = int(con.execute("SELECT count(*) FROM quarantine_out").fetchone()[0])  # type: ignore[index]
     result.quarantine_by_rule = dict(con.execute(
@@ -313,7 +320,7 @@ def _fill_outputs(con: duckdb.DuckDBPyConnection, table: Table, key: str, run_id
             out.append(f"{q(c.name)} AS {q(name)}")
     out += ["_partition", "_source_uri", "_source_sha256", "_row_ordinal", "_ingest_run_id",
             f"{lit(run_id)} AS _silver_run_id"]
-    con.execute(f"CREATE OR REPLACE TEMP TABLE silver_out AS SELECT {', '.join(out)} FROM all_rows "
+    con.execute(f"CREATE OR REPLACE TEMP VIEW silver_out AS SELECT {', '.join(out)} FROM all_rows "
                 "WHERE len(_violations) = 0")
 
     payload_parts = []

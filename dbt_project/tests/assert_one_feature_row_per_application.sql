@@ -1,3 +1,4 @@
+{{ config(meta={'dagster': {'ref': {'name': 'applicant_features'}}}) }}
 -- Every application in silver whose decision falls in the window has exactly one feature row.
 -- A missing or doubled row would silently bias training and scoring.
 with

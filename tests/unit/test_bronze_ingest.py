@@ -150,3 +150,12 @@ def test_audit_log_is_queryable_from_duckdb(folder_store: ObjectStore, lake: Lak
     glob = folder_store.uri("bronze/_audit") + "/**/*.parquet"
     got = con.execute(f"SELECT table_name, sum(rows) FROM read_parquet('{glob}') GROUP BY 1 ORDER BY 1").fetchall()
     assert got == [("application", 1), ("bureau", 1)]
+
+
+def test_json_keys_that_are_empty_or_differ_only_by_case(folder_store: ObjectStore, lake: Lake) -> None:
+    body = '{"A": 1, "": 2, "a": 3, "_x": 4}\n'  # found by the fuzz test: an empty key broke the SQL
+    folder_store.put_bytes(PREFIX + "part-0.jsonl", body.encode())
+    (audit,) = ingest_partition(folder_store, lake, "application", HOUR).files
+    assert (audit.status, audit.rows) == ("accepted", 1)
+    row = bronze_rows(folder_store, lake).iloc[0]
+    assert (row["A"], row["EMPTY_KEY"], row["a__2"], row["KEY_x"]) == ("1", "2", "3", "4")
