@@ -124,20 +124,29 @@ def _corrected(c: Column, v: str) -> str | None:
     return None
 
 
-def _rules(c: Column, raw: str, typed: str) -> list[str]:
-    """SQL CASE expressions yielding a violation text (or NULL) for one column."""
+def _rules(c: Column, raw: str, typed: str) -> list[tuple[str, str]]:
+    """(SQL condition, violation text) for every rule of one column."""
     name = c.name
-    rules = [f"CASE WHEN {raw} IS NOT NULL AND {typed} IS NULL THEN 'type: {name} is not a valid {c.dtype}' END"]
+    rules = [(f"{raw} IS NOT NULL AND {typed} IS NULL", f"type: {name} is not a valid {c.dtype}")]
     if not c.nullable:
-        rules.append(f"CASE WHEN {raw} IS NULL THEN 'not_null: {name} is missing' END")
+        rules.append((f"{raw} IS NULL", f"not_null: {name} is missing"))
     if c.min is not None:
-        rules.append(f"CASE WHEN {typed} < {c.min!r} THEN 'range: {name} below {c.min:g}' END")
+        rules.append((f"{typed} < {c.min!r}", f"range: {name} below {c.min:g}"))
     if c.max is not None:
-        rules.append(f"CASE WHEN {typed} > {c.max!r} THEN 'range: {name} above {c.max:g}' END")
+        rules.append((f"{typed} > {c.max!r}", f"range: {name} above {c.max:g}"))
     if c.allowed:
         values = ", ".join(lit(a) for a in c.allowed)
-        rules.append(f"CASE WHEN {typed} NOT IN ({values}) THEN 'allowed_values: {name} not an allowed value' END")
+        rules.append((f"{typed} NOT IN ({values})", f"allowed_values: {name} not an allowed value"))
     return rules
+
+
+def flagged_list(pairs: list[tuple[str, str]]) -> str:
+    """The texts whose condition holds, as a list; the list is only built for rows where one does."""
+    if not pairs:
+        return "[]::VARCHAR[]"
+    any_ = " OR ".join(f"({cond})" for cond, _ in pairs)
+    items = ", ".join(f"CASE WHEN {cond} THEN {text} END" for cond, text in pairs)
+    return f"CASE WHEN {any_} THEN list_filter([{items}], x -> x IS NOT NULL) ELSE []::VARCHAR[] END"
 
 
 # ----------------------------------------------------------------------------- schema
@@ -220,37 +229,45 @@ def build_silver(con: duckdb.DuckDBPyConnection, table: Table, bronze_uris: list
         con.executemany("INSERT INTO file_rejects VALUES (?, ?)", list(file_rejects.items()))
 
     # --- one pass: raw text → typed columns, the columns coerced per row, every violated rule per row
-    typed_cols, rules, coerced_flags = [], [], []
+    typed_cols: list[str] = []
+    rules: list[tuple[str, str]] = []
+    coerced_flags: list[tuple[str, str]] = []
     for c in table.columns:
         raw = q(c.name + "__raw")
         canonical = _canonical(c, raw)
         corrected = _corrected(c, raw) if policy == "auto_correct" else None
         if corrected:
             typed_cols.append(f"COALESCE({canonical}, {corrected}) AS {q(c.name)}")
-            coerced_flags.append(f"CASE WHEN {raw} IS NOT NULL AND ({canonical}) IS NULL "
-                                 f"AND ({corrected}) IS NOT NULL THEN {lit(c.name)} END")
+            coerced_flags.append((f"{raw} IS NOT NULL AND ({canonical}) IS NULL AND ({corrected}) IS NOT NULL",
+                                  lit(c.name)))
         else:
             typed_cols.append(f"{canonical} AS {q(c.name)}")
-    coerced_sql = f"list_filter([{', '.join(coerced_flags)}], x -> x IS NOT NULL)" if coerced_flags else "[]::VARCHAR[]"
     for c in table.columns:
-        rules += _rules(c, q(c.name + "__raw"), q(c.name))
+        rules += [(cond, lit(text)) for cond, text in _rules(c, q(c.name + "__raw"), q(c.name))]
         if c.pii == "birth_date":
             age = _age_sql(c.name, table.event_time)
-            rules.append(f"CASE WHEN {age} NOT BETWEEN {AGE_RANGE[0]} AND {AGE_RANGE[1]} "
-                         f"THEN 'range: age from {c.name} outside [{AGE_RANGE[0]}, {AGE_RANGE[1]}]' END")
+            rules.append((f"{age} NOT BETWEEN {AGE_RANGE[0]} AND {AGE_RANGE[1]}",
+                          lit(f"range: age from {c.name} outside [{AGE_RANGE[0]}, {AGE_RANGE[1]}]")))
+    raw_names = ", ".join(q(c.name + "__raw") for c in table.columns)
+    keep_raw = ", ".join(f"CASE WHEN len(_violations) > 0 THEN {q(c.name + '__raw')} END AS {q(c.name + '__raw')}"
+                         for c in table.columns)
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE checked AS
             WITH raw AS ({raw_sql}),
-            typed AS (SELECT raw.*, {', '.join(typed_cols)}, {coerced_sql} AS _coerced FROM raw)
-            SELECT t.*, CASE
-                WHEN t._parse_error IS NOT NULL THEN ['malformed_row: ' || t._parse_error]
-                WHEN f.reason IS NOT NULL THEN [f.reason]
-                ELSE list_filter([{', '.join(rules)}], x -> x IS NOT NULL) END AS _violations
-            FROM typed t LEFT JOIN file_rejects f ON t._source_sha256 = f.sha"""
+            typed AS (SELECT raw.*, {', '.join(typed_cols)}, {flagged_list(coerced_flags)} AS _coerced FROM raw),
+            judged AS (
+              SELECT t.*, CASE
+                  WHEN t._parse_error IS NOT NULL THEN ['malformed_row: ' || t._parse_error]
+                  WHEN f.reason IS NOT NULL THEN [f.reason]
+                  ELSE {flagged_list(rules)} END AS _violations
+              FROM typed t LEFT JOIN file_rejects f ON t._source_sha256 = f.sha
+            )
+            -- the raw text is kept only where a rule fired (the quarantine payload needs it)
+            SELECT judged.* EXCLUDE ({raw_names}), {keep_raw} FROM judged"""
     )
     # --- duplicates among clean rows (first occurrence wins), and keys already in other partitions
     pk = ", ".join(q(k) for k in table.primary_key)
-    content = "hash(" + ", ".join(q(c.name + "__raw") for c in table.columns) + ")"
+    content = "hash(" + ", ".join(q(c.name) for c in table.columns) + ")"  # typed values of clean rows
     earlier, earlier_case = "", ""
     if check_earlier_partitions:
         parts = ", ".join(lit(p) for p in partitions) or "NULL"
@@ -313,7 +330,7 @@ def _fill_outputs(con: duckdb.DuckDBPyConnection, table: Table, key: str, run_id
         if name is None:
             continue
         if c.pii == "identifier":
-            out.append(f"{hmac_sql(q(c.name + '__raw'), key)} AS {q(name)}")
+            out.append(f"{hmac_sql(q(c.name), key)} AS {q(name)}")  # a str column: typed = trimmed text
         elif c.pii == "birth_date":
             out.append(f"CAST({_age_sql(c.name, table.event_time)} AS INTEGER) AS {q(name)}")
         else:
@@ -325,7 +342,8 @@ def _fill_outputs(con: duckdb.DuckDBPyConnection, table: Table, key: str, run_id
 
     payload_parts = []
     for c in table.columns:
-        raw = q(c.name + "__raw")
+        # raw text where a rule fired; the typed value for duplicates (clean rows keep no raw text)
+        raw = f"coalesce({q(c.name + '__raw')}, CAST({q(c.name)} AS VARCHAR))"
         if c.pii == "identifier":
             payload_parts.append(f"{lit(c.name + '_HASH')}, {hmac_sql(raw, key)}")
         elif c.pii in ("free_text", "birth_date"):
