@@ -112,3 +112,33 @@ def test_48_hour_backfill_is_one_run_from_the_cli(tmp_path: Path, settings: Sett
     assert len(done) == 48
     audit = read_audit_log(folder_store, Lake(settings))
     assert audit["partition"].nunique() == 48 and (audit["status"] == "accepted").all()
+
+
+def test_accounting_check_fails_the_run_when_rows_are_lost(settings: Settings, folder_store: ObjectStore,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """Break silver on purpose (lose one row after writing): the blocking check fails, gold does not run."""
+    import creditrisk_assets.quality.runner as runner
+
+    real_write = runner.write_silver
+
+    def lossy_write(con, table, partitions):  # type: ignore[no-untyped-def]
+        snapshot = real_write(con, table, partitions)
+        if table.name == "application":
+            con.execute("DELETE FROM lake.silver.application WHERE SK_ID_CURR = "
+                        "(SELECT min(SK_ID_CURR) FROM lake.silver.application)")
+        return snapshot
+
+    monkeypatch.setattr(runner, "write_silver", lossy_write)
+    simulate(SimulationConfig(start="2026-10-01T00:00", hours=2, rows_per_hour=10, seed=9), folder_store)
+    job = build_definitions(settings).resolve_job_def("ingest")
+    result = job.execute_in_process(instance=dg.DagsterInstance.ephemeral(), raise_on_error=False,
+                                    tags={"dagster/asset_partition_range_start": "2026-10-01-00:00",
+                                          "dagster/asset_partition_range_end": "2026-10-01-01:00"})
+    checks = {e.event_specific_data.asset_key.to_user_string(): e.event_specific_data for e in result.all_events
+              if e.event_type_value == "ASSET_CHECK_EVALUATION" and e.event_specific_data.check_name == "row_accounting"}
+    assert not checks["silver/application"].passed
+    assert "1 row(s) of application are neither in silver nor in quarantine" in checks["silver/application"].description
+    assert checks["silver/bureau"].passed
+    assert not result.success  # blocking: the run stops before gold
+    mats = {e.asset_key.to_user_string() for e in result.all_events if e.event_type_value == "ASSET_MATERIALIZATION"}
+    assert "gold/applicant_features" not in mats
