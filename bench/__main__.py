@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-BENCHES = ["ingest", "validate", "features"]
+BENCHES = ["ingest", "validate", "features", "train"]
 
 
 def main(argv: list[str]) -> int:

@@ -51,3 +51,36 @@ def hourly_application_setup(name: str, argv: list[str] | None, hours: int = 48,
     work = scratch(name)
     settings = Settings.from_env({"CREDITRISK_HOME": str(work / "home")})
     return args, settings, FolderStore(settings.resolved_store_root), Lake(settings), dt.datetime(2026, 10, 1)
+
+
+def silver_setup(name: str, argv: list[str] | None, hours: int, rows_per_hour: int, seed: int):
+    """Simulate all tables, then landing → bronze → silver through the project's own functions.
+
+    Returns (settings, store, lake, hour list, simulation result, setup seconds); not timed by callers.
+    """
+    import argparse
+    import datetime as dt
+    import time
+
+    from creditrisk_assets.contracts import TABLES
+    from creditrisk_assets.ingest.bronze import ingest_partitions
+    from creditrisk_assets.quality.runner import run_silver
+    from creditrisk_assets.resources import FolderStore, Lake
+    from creditrisk_assets.settings import Settings
+    from creditrisk_assets.simulate import SimulationConfig, simulate
+
+    ap = argparse.ArgumentParser(prog=f"bench/{name}.py")
+    ap.add_argument("--hours", type=int, default=hours)
+    ap.add_argument("--rows-per-hour", type=int, default=rows_per_hour)
+    args = ap.parse_args(argv)
+    settings = Settings.from_env({"CREDITRISK_HOME": str(scratch(name) / "home")})
+    store, lake = FolderStore(settings.resolved_store_root), Lake(settings)
+    start = dt.datetime(2026, 10, 1)
+    hour_list = [start + dt.timedelta(hours=h) for h in range(args.hours)]
+    t0 = time.perf_counter()
+    sim = simulate(SimulationConfig(start=start.strftime("%Y-%m-%dT%H:%M"), hours=args.hours,
+                                    rows_per_hour=args.rows_per_hour, seed=seed, run_name="bench"), store)
+    for table in TABLES.values():
+        ingest_partitions(store, lake, table.name, hour_list, run_id="bench", preview_rows=0)
+        run_silver(store, lake, settings, table, hour_list, "bench")
+    return settings, store, lake, hour_list, sim, time.perf_counter() - t0

@@ -11,7 +11,6 @@ three agree on a sample of features.
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import re
 import time
@@ -19,15 +18,10 @@ import time
 import numpy as np
 import pandas as pd
 
-from bench.common import scratch
+from bench.common import silver_setup
 from creditrisk_assets.contracts import TABLES
 from creditrisk_assets.gold.build import run_dbt
 from creditrisk_assets.gold.profiles import PROJECT_DIR
-from creditrisk_assets.ingest.bronze import ingest_partitions
-from creditrisk_assets.quality.runner import run_silver
-from creditrisk_assets.resources import FolderStore, Lake
-from creditrisk_assets.settings import Settings
-from creditrisk_assets.simulate import SimulationConfig, simulate
 
 CHECK = ["bureau_credit_count", "bureau_worst_dpd_bucket", "prev_refused_count", "inst_late_count",
          "cc_months_count", "credit_income_ratio"]
@@ -106,27 +100,13 @@ def compiled_sql() -> list[tuple[str, str, str]]:
 
 
 def main(argv: list[str] | None = None) -> dict[str, float]:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--hours", type=int, default=100)
-    ap.add_argument("--rows-per-hour", type=int, default=1000)
-    args = ap.parse_args(argv)
-    work = scratch("features")
-    settings = Settings.from_env({"CREDITRISK_HOME": str(work / "home")})
-    store, lake = FolderStore(settings.resolved_store_root), Lake(settings)
-    start = dt.datetime(2026, 10, 1)
-    hours = [start + dt.timedelta(hours=h) for h in range(args.hours)]
-    t0 = time.perf_counter()
-    simulate(SimulationConfig(start=start.strftime("%Y-%m-%dT%H:%M"), hours=args.hours,
-                              rows_per_hour=args.rows_per_hour, seed=3, run_name="bench"), store)
-    for table in TABLES.values():
-        ingest_partitions(store, lake, table.name, hours, run_id="bench", preview_rows=0)
-        run_silver(store, lake, settings, table, hours, "bench")
+    settings, store, lake, hours, _, setup_s = silver_setup("features", argv, hours=100, rows_per_hour=1000, seed=3)
     con = lake.connect_lake()
     counts = {t: con.execute(f'SELECT count(*) FROM lake.silver."{t}"').fetchone()[0] for t in TABLES}
     con.close()
     activity = sum(v for k, v in counts.items() if k not in ("application", "loan_outcome"))
     print(f"  data: {counts['application']:,} applications, {activity:,} activity rows in silver "
-          f"(setup {time.perf_counter() - t0:.0f}s)")
+          f"(setup {setup_s:.0f}s)")
 
     window = {"start_hour": f"{hours[0]:%Y-%m-%d %H}:00:00",
               "end_hour": f"{hours[-1] + dt.timedelta(hours=1):%Y-%m-%d %H}:00:00"}

@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         store.ensure_bucket()
     store.check()
     start = dt.datetime.strptime(settings.partitions_start, HOUR_FMT)
-    print(f"[1/4] simulating {args.hours} hours x {args.rows_per_hour} applications/hour into {store.uri('landing')}")
+    print(f"[1/5] simulating {args.hours} hours x {args.rows_per_hour} applications/hour into {store.uri('landing')}")
     t0 = time.perf_counter()
     sim = simulate(SimulationConfig(start=start.strftime("%Y-%m-%dT%H:%M"), hours=args.hours,
                                     rows_per_hour=args.rows_per_hour, seed=args.seed, anomalies=DEMO_ANOMALIES,
@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
 
     first = start.strftime(HOUR_FMT)
     last = (start + dt.timedelta(hours=args.hours - 1)).strftime(HOUR_FMT)
-    print(f"[2/4] bronze → silver → gold for {first} ... {last} in one Dagster run (job `ingest`)")
+    print(f"[2/5] bronze → silver → gold for {first} ... {last} in one Dagster run (job `ingest`)")
     t0 = time.perf_counter()
     instance = dagster_instance(settings)
     result = run_ingest(settings, first, last, instance)
@@ -103,10 +103,22 @@ def main(argv: list[str] | None = None) -> int:
     print(f"      run {result.run_id[:8]} {'succeeded' if result.success else 'FAILED'}, "
           f"{len(failed_checks)} failed asset check(s) ({time.perf_counter() - t0:.1f}s)")
 
-    print("[3/4] data profile of silver (Evidently HTML + markdown in the UI)")
+    print("[3/5] data profile of silver (Evidently HTML + markdown in the UI)")
     profiled = run_profile(settings, instance)
 
-    print("[4/4] where every landed row went:")
+    print("[4/5] train, evaluate, register and gate the PD models (job `train_and_promote`, MLflow)")
+    t0 = time.perf_counter()
+    ml = build_definitions(settings).resolve_job_def("train_and_promote").execute_in_process(
+        instance=instance, run_config=QUIET)
+    evaluated, promoted = ml.output_for_node("ml__evaluation"), ml.output_for_node("ml__promotion")
+    m = evaluated["metrics"]
+    print(f"      candidate pd_{evaluated['candidate']} registered as creditrisk-pd v{evaluated['version']}: "
+          f"out-of-time AUC {m['auc']:.4f}, Bayes-optimal {m.get('bayes_optimal_auc', float('nan')):.4f} "
+          f"(gap {m.get('oracle_auc_gap', float('nan')):+.4f}), ECE {m['ece']:.4f}")
+    print(f"      gate: {'PROMOTED to champion' if promoted['promoted'] else 'refused'}; "
+          f"champion is v{promoted['champion']} ({time.perf_counter() - t0:.1f}s)")
+
+    print("[5/5] where every landed row went:")
     audit = read_audit_log(store, Lake(settings))
     con = Lake(settings).connect_lake()
     try:
@@ -137,7 +149,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  profile report  {store.uri('reports/profile/application.html')}")
     print(f"  oracle manifest {store.uri(sim.manifest_key)}  (true PD of every application, Bayes-optimal AUC)")
     print(f"  audit log       SELECT * FROM read_parquet('{store.uri('bronze/_audit')}/**/*.parquet')")
-    ok = result.success and profiled and not failed_checks and bool(summary["accounted"].all())
+    print(f"  MLflow UI       .venv/bin/mlflow ui --backend-store-uri {settings.resolved_mlflow_uri} --port 5000")
+    print("  models          .venv/bin/creditrisk models   (versions, aliases, promotion history)")
+    ok = result.success and profiled and ml.success and not failed_checks and bool(summary["accounted"].all())
     return 0 if ok else 1
 
 

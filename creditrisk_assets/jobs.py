@@ -20,6 +20,10 @@ def build_jobs(partitions_def: dg.PartitionsDefinition) -> dict[str, Any]:
             description="Landing → bronze → silver (+ quarantine, row accounting) → gold (dbt) for the "
                         "requested hours, one run per range.",
         ),
+        "train_and_promote": dg.define_asset_job(
+            "train_and_promote", selection=dg.AssetSelection.groups("ml"),
+            description="training_set → pd_baseline, pd_xgboost → evaluation → promotion (gate, aliases).",
+        ),
         "profile_silver": dg.define_asset_job(
             "profile_silver", selection=dg.AssetSelection.keys(dg.AssetKey(["silver", "profile"])),
             description="Profile every silver table (Evidently HTML + markdown).",

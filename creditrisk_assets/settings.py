@@ -12,7 +12,10 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .modeling.gate import GatePolicy
 
 PREFIX = "CREDITRISK_"
 
@@ -39,6 +42,17 @@ class Settings:
     lake_dir: Path | None = field(default=None, metadata={"doc": "DuckDB/DuckLake catalog files (default `<home>/lake`)"})
     lake_catalog: str = field(default="", metadata={"doc": "DuckLake catalog: `sqlite:<path>` (default `sqlite:<lake_dir>/catalog.sqlite`) or `postgres:<dsn>`"})
     schema_policy: str = field(default="", metadata={"doc": "override every table's schema-evolution policy: `alert`, `auto_correct` or `reject` (default: per-table policy in contracts.py)"})
+    decision_threshold: float = field(default=0.15, metadata={"doc": "approve when PD < threshold (evaluation, fairness, serving)"})
+    gate_min_auc: float = field(default=0.65, metadata={"doc": "promotion gate: minimum out-of-time AUC of any champion"})
+    gate_auc_tolerance: float = field(default=0.005, metadata={"doc": "promotion gate: how far below the champion's AUC a challenger may be"})
+    gate_max_ece: float = field(default=0.03, metadata={"doc": "promotion gate: maximum expected calibration error"})
+    gate_min_approval_ratio: float = field(default=0.8, metadata={"doc": "promotion gate: minimum approval-rate ratio across gender / age bands"})
+    gate_max_equal_opportunity_diff: float = field(default=0.2, metadata={"doc": "promotion gate: maximum spread of good borrowers' approval rates across groups"})
+    gate_fairness_groups: str = field(default="gender", metadata={"doc": "comma list of audited groups the gate enforces (`gender`, `age_band`); all are reported in the model card"})
+    canary_max_approval_delta: float = field(default=0.05, metadata={"doc": "canary on the reference set: maximum |approval-rate change| vs the champion"})
+    canary_max_mean_abs_dpd: float = field(default=0.05, metadata={"doc": "canary on the reference set: maximum mean |PD change| vs the champion"})
+    train_trials: int = field(default=6, metadata={"doc": "XGBoost hyper-parameter trials"})
+    train_time_budget_s: int = field(default=120, metadata={"doc": "XGBoost search time budget (seconds)"})
     mlflow_tracking_uri: str = field(default="", metadata={"doc": "MLflow tracking URI (default `sqlite:///<home>/mlflow.db`)"})
     ray_address: str = field(default="local", metadata={"doc": "`local` starts Ray in-process; else a Ray address"})
     serve_host: str = field(default="127.0.0.1", metadata={"doc": "Ray Serve HTTP host"})
@@ -64,6 +78,23 @@ class Settings:
     @property
     def resolved_mlflow_uri(self) -> str:
         return self.mlflow_tracking_uri or f"sqlite:///{(self.home / 'mlflow.db').resolve()}"
+
+    @property
+    def mlflow_artifact_location(self) -> str | None:
+        """Local tracking stores keep artifacts under the data home; servers use their own root."""
+        if self.mlflow_tracking_uri:
+            return None
+        return (self.home / "mlartifacts").resolve().as_uri()
+
+    @property
+    def gate_policy(self) -> GatePolicy:
+        from .modeling.gate import GatePolicy
+
+        return GatePolicy(min_auc=self.gate_min_auc, auc_tolerance=self.gate_auc_tolerance, max_ece=self.gate_max_ece,
+                          min_approval_rate_ratio=self.gate_min_approval_ratio,
+                          max_equal_opportunity_diff=self.gate_max_equal_opportunity_diff,
+                          canary_max_approval_delta=self.canary_max_approval_delta,
+                          canary_max_mean_abs_dpd=self.canary_max_mean_abs_dpd)
 
     @property
     def uses_local_pii_key(self) -> bool:
@@ -108,6 +139,8 @@ class Settings:
 def _coerce(var: str, raw: str, annotation: Any) -> Any:
     text = str(annotation)
     try:
+        if "float" in text:
+            return float(raw)
         if "int" in text and "Path" not in text:
             return int(raw)
         if "Path" in text:

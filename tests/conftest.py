@@ -70,3 +70,12 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path,
 @pytest.fixture()
 def lake(settings: Settings) -> Lake:
     return Lake(settings)
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    from tests.servers import start_mlflow
+
+    server = start_mlflow(tmp_path_factory.mktemp("mlflow"))
+    yield server
+    server.stop(grace_s=10)

@@ -121,3 +121,14 @@ def start_seaweedfs(workdir: Path, bucket: str = "creditrisk") -> Server:
 def http_ok(url: str) -> bool:
     with urllib.request.urlopen(url, timeout=2) as r:  # noqa: S310 - loopback only
         return 200 <= r.status < 300
+
+
+def start_mlflow(workdir: Path) -> Server:
+    """A real ``mlflow server`` (SQLite backend, local artifacts) on a free loopback port."""
+    port = free_port()
+    workdir.mkdir(parents=True, exist_ok=True)
+    url = f"http://127.0.0.1:{port}"
+    cmd = [str(BIN / "mlflow"), "server", "--backend-store-uri", f"sqlite:///{workdir / 'mlflow.db'}",
+           "--default-artifact-root", str(workdir / "artifacts"), "--host", "127.0.0.1", "--port", str(port),
+           "--workers", "1"]
+    return _start("mlflow", cmd, workdir / "mlflow.log", lambda: http_ok(url + "/health"), url, timeout_s=120)

@@ -1,0 +1,119 @@
+"""ml/*: training set → pd_baseline, pd_xgboost → evaluation (MLflow, registry) → promotion (gate, aliases)."""
+
+import base64
+
+import dagster as dg
+import pandas as pd
+
+from ..metadata import md_table
+from ..modeling.dataset import TrainingSet, build_training_set
+from ..modeling.pipeline import (
+    evaluate_model,
+    evaluation_summary,
+    log_and_register,
+    oracle_pd,
+    promote_if_better,
+)
+from ..modeling.registry import connect
+from ..modeling.train import TrainedModel, train_baseline, train_xgboost
+from ..resources import Lake, ObjectStore
+from ..settings import Settings
+
+ML = "ml"
+
+
+def _img(png: bytes, alt: str) -> str:
+    return f"![{alt}](data:image/png;base64,{base64.b64encode(png).decode()})"
+
+
+@dg.asset(key=[ML, "training_set"], group_name=ML, kinds={"duckdb", "pandas"},
+          deps=[dg.AssetKey(["gold", "applicant_features"]), dg.AssetKey(["silver", "loan_outcome"]),
+                dg.AssetKey(["silver", "application"])],
+          description="Applicant features joined with matured labels, point in time, pinned to the current lake "
+                      "snapshot; split by decision time into train / valid / out-of-time test.")
+def training_set(context: dg.AssetExecutionContext, lake: dg.ResourceParam[Lake]) -> dg.Output[TrainingSet]:
+    con = lake.connect_lake()
+    try:
+        ts = build_training_set(con, snapshot_id=Lake.snapshot_id(con))
+    finally:
+        con.close()
+    return dg.Output(ts, metadata={**{k: v for k, v in ts.lineage.items() if v is not None},
+                                   "features": len(ts.features), "dagster/row_count": len(ts.frame)})
+
+
+@dg.asset(key=[ML, "pd_baseline"], group_name=ML, kinds={"scikitlearn"},
+          ins={"ts": dg.AssetIn(key=[ML, "training_set"])},
+          description="Logistic regression: median imputation + missing flags, scaling, one-hot categories.")
+def pd_baseline(ts: TrainingSet) -> dg.Output[TrainedModel]:
+    model = train_baseline(ts.part("train"), ts.features, ts.categorical, valid=ts.part("valid"))
+    return dg.Output(model, metadata={"train_seconds": round(model.train_seconds, 2), **model.params})
+
+
+@dg.asset(key=[ML, "pd_xgboost"], group_name=ML, kinds={"xgboost"},
+          ins={"ts": dg.AssetIn(key=[ML, "training_set"])},
+          description="XGBoost hist, seeded random search inside a time budget, early stopping on validation AUC.")
+def pd_xgboost(ts: TrainingSet, settings: dg.ResourceParam[Settings]) -> dg.Output[TrainedModel]:
+    model = train_xgboost(ts.part("train"), ts.part("valid"), ts.features, ts.categorical,
+                          trials=settings.train_trials, time_budget_s=settings.train_time_budget_s)
+    return dg.Output(model, metadata={"train_seconds": round(model.train_seconds, 2),
+                                      "best_iteration": model.params["best_iteration"],
+                                      "search": dg.MetadataValue.md(md_table(pd.DataFrame(model.search)))})
+
+
+@dg.asset(key=[ML, "evaluation"], group_name=ML, kinds={"mlflow"},
+          ins={"ts": dg.AssetIn(key=[ML, "training_set"]), "baseline": dg.AssetIn(key=[ML, "pd_baseline"]),
+               "xgb": dg.AssetIn(key=[ML, "pd_xgboost"])},
+          description="Out-of-time discrimination, calibration, fairness, SHAP importance, reason codes and a model "
+                      "card for both models; both runs logged to MLflow; the better one registered as `challenger`.")
+def evaluation(context: dg.AssetExecutionContext, ts: TrainingSet, baseline: TrainedModel, xgb: TrainedModel,
+               store: dg.ResourceParam[ObjectStore], settings: dg.ResourceParam[Settings]) -> dg.Output[dict]:
+    client = connect(settings.resolved_mlflow_uri, settings.mlflow_artifact_location)  # fails fast, before any work is logged
+    models = {"baseline": baseline, "xgboost": xgb}
+    truth = oracle_pd(store, ts.frame["sk_id_curr"])
+    groups = tuple(g.strip() for g in settings.gate_fairness_groups.split(",") if g.strip())
+    evals = {k: evaluate_model(m, ts, settings.decision_threshold, truth, gated_groups=groups)
+             for k, m in models.items()}
+    candidate, logged = log_and_register(client, models, evals, ts, context.run_id)
+    summary = pd.DataFrame({k: evaluation_summary(e) for k, e in evals.items()})
+    best = evals[candidate]
+    out = {"candidate": candidate, "version": logged[candidate].version, "run_id": logged[candidate].run_id,
+           "metrics": best.metrics}
+    return dg.Output(out, metadata={
+        "candidate": candidate, "registered_version": logged[candidate].version or "",
+        "metrics": dg.MetadataValue.md(md_table(summary.reset_index().rename(columns={"index": "metric"}))),
+        "model_card": dg.MetadataValue.md(best.card),
+        "plots": dg.MetadataValue.md("\n\n".join(_img(png, name) for name, png in best.plots.items())),
+        "reason_codes_sample": dg.MetadataValue.md(md_table(best.reason_codes, max_width=100)),
+        "mlflow_run_id": logged[candidate].run_id, "mlflow_tracking_uri": settings.resolved_mlflow_uri,
+    })
+
+
+@dg.asset(key=[ML, "promotion"], group_name=ML, kinds={"mlflow"},
+          ins={"ts": dg.AssetIn(key=[ML, "training_set"]), "evaluated": dg.AssetIn(key=[ML, "evaluation"]),
+               "baseline": dg.AssetIn(key=[ML, "pd_baseline"]), "xgb": dg.AssetIn(key=[ML, "pd_xgboost"])},
+          description="The gate: the challenger becomes `champion` only if performance, calibration, fairness and a "
+                      "canary against the champion on the reference set are within the configured bounds.")
+def promotion(context: dg.AssetExecutionContext, ts: TrainingSet, evaluated: dict, baseline: TrainedModel,
+              xgb: TrainedModel, settings: dg.ResourceParam[Settings]) -> dg.Output[dict]:
+    client = connect(settings.resolved_mlflow_uri, settings.mlflow_artifact_location)
+    model = {"baseline": baseline, "xgboost": xgb}[evaluated["candidate"]]
+    test = ts.part("test")
+    decision = promote_if_better(client, evaluated["version"], evaluated["metrics"], model.predict_pd(test),
+                                 model.input_frame(test), settings.decision_threshold, settings.gate_policy)
+    for reason in decision.reasons:
+        (context.log.info if reason.startswith("PASS") else context.log.warning)(reason)
+    champion = client.get_model_version_by_alias("creditrisk-pd", "champion").version \
+        if decision.promote or _has_champion(client) else None
+    return dg.Output({"promoted": decision.promote, "version": evaluated["version"], "champion": champion},
+                     metadata={"decision": "promoted" if decision.promote else "refused",
+                               "challenger_version": evaluated["version"], "champion_version": str(champion or ""),
+                               "reasons": dg.MetadataValue.md("\n".join(f"- {r}" for r in decision.reasons))})
+
+
+def _has_champion(client) -> bool:  # type: ignore[no-untyped-def]
+    from ..modeling.registry import alias_version
+
+    return alias_version(client, "champion") is not None
+
+
+ML_ASSETS = [training_set, pd_baseline, pd_xgboost, evaluation, promotion]

@@ -1,0 +1,122 @@
+"""Point-in-time training sets: gold features joined with labels that have matured.
+
+A label is usable only once its outcome is known (``OUTCOME_TIME <= as_of``); features are the
+ones gold computed strictly before each decision. The split is by time: the oldest decisions
+train, the next validate (early stopping, calibration), the newest are the out-of-time test.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from ..gold.catalogue import categorical_features, features
+from ..gold.profiles import PROJECT_DIR
+
+TARGET = "TARGET"
+SPLITS = ("train", "valid", "test")
+FAIRNESS_COLUMNS = ("gender", "age_band")  # kept out of the features, used to audit them
+AGE_BANDS = [(18, 25), (25, 35), (35, 50), (50, 65), (65, 200)]
+
+
+class TrainingDataError(ValueError):
+    """The training data cannot give a trustworthy model; the message names the problem."""
+
+
+@dataclass
+class TrainingSet:
+    frame: pd.DataFrame  # sk_id_curr, decision_time, features..., TARGET, split, gender, age_band
+    features: list[str]
+    categorical: list[str]
+    lineage: dict[str, object] = field(default_factory=dict)
+
+    def part(self, split: str) -> pd.DataFrame:
+        return self.frame[self.frame["split"] == split]
+
+
+def age_band(age: pd.Series) -> pd.Series:
+    labels = [f"{lo}-{hi - 1}" if hi < 200 else f"{lo}+" for lo, hi in AGE_BANDS]
+    return pd.cut(age, bins=[lo for lo, _ in AGE_BANDS] + [200], right=False, labels=labels).astype(str)
+
+
+def load_matured(con: duckdb.DuckDBPyConnection, as_of: dt.datetime | None = None,
+                 snapshot_id: int | None = None) -> pd.DataFrame:
+    """Features of every application whose outcome is known at ``as_of`` (all when None)."""
+    at = f" AT (VERSION => {int(snapshot_id)})" if snapshot_id is not None else ""
+    matured = "" if as_of is None else "WHERE o.OUTCOME_TIME <= ?"
+    params = [] if as_of is None else [as_of]
+    return con.execute(
+        f"""SELECT f.*, o.TARGET, a.CODE_GENDER AS gender
+            FROM lake.gold.applicant_features AS f{at}
+            JOIN lake.silver.loan_outcome AS o{at} ON o.SK_ID_CURR = f.sk_id_curr
+            JOIN lake.silver.application AS a{at} ON a.SK_ID_CURR = f.sk_id_curr
+            {matured}
+            ORDER BY f.decision_time, f.sk_id_curr""", params).df()
+
+
+def time_split(frame: pd.DataFrame, valid_frac: float = 0.15, test_frac: float = 0.15) -> pd.Series:
+    """train / valid / test by decision time (oldest first); ties never straddle a boundary."""
+    times = frame["decision_time"].rank(method="first").to_numpy() / len(frame)
+    split = np.where(times <= 1 - valid_frac - test_frac, "train", np.where(times <= 1 - test_frac, "valid", "test"))
+    return pd.Series(split, index=frame.index, name="split")
+
+
+def check_training_frame(frame: pd.DataFrame, feature_names: list[str], min_rows: int = 200,
+                         min_per_class: int = 20) -> None:
+    """Raise TrainingDataError for data no model should be trained on."""
+    missing = [c for c in feature_names if c not in frame.columns]
+    if missing:
+        raise TrainingDataError(f"feature column(s) missing from the training data: {', '.join(missing[:10])}")
+    if len(frame) < min_rows:
+        raise TrainingDataError(f"only {len(frame)} applications have a matured label; need at least {min_rows}")
+    counts = frame[TARGET].value_counts()
+    if len(counts) < 2:
+        raise TrainingDataError(f"every matured label is {counts.index[0] if len(counts) else '?'}: "
+                                "a single class cannot train a PD model")
+    if counts.min() < min_per_class:
+        raise TrainingDataError(f"only {counts.min()} labels of the minority class; need at least {min_per_class}")
+    for split in SPLITS:
+        part = frame[frame["split"] == split]
+        if part[TARGET].nunique() < 2:
+            raise TrainingDataError(f"the {split} split has a single class; more matured labels are needed")
+
+
+def dbt_manifest_hash() -> str:
+    manifest = PROJECT_DIR / "target" / "manifest.json"
+    return hashlib.sha256(manifest.read_bytes()).hexdigest()[:16] if manifest.exists() else "unknown"
+
+
+def git_sha(repo: Path = PROJECT_DIR.parent) -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True,
+                              timeout=5).stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def build_training_set(con: duckdb.DuckDBPyConnection, as_of: dt.datetime | None = None,
+                       snapshot_id: int | None = None, min_rows: int = 200) -> TrainingSet:
+    """The point-in-time training set at ``as_of``, pinned to lake ``snapshot_id``."""
+    feature_names = [f.name for f in features()]
+    frame = load_matured(con, as_of, snapshot_id)
+    if frame.empty:
+        raise TrainingDataError("no application has both features and a matured label yet")
+    frame["split"] = time_split(frame)
+    frame["age_band"] = age_band(frame["age_years"])
+    check_training_frame(frame, feature_names, min_rows=min_rows)
+    lineage = {
+        "lake_snapshot_id": snapshot_id, "as_of": None if as_of is None else as_of.isoformat(),
+        "dbt_manifest_hash": dbt_manifest_hash(), "git_sha": git_sha(),
+        "rows": len(frame), "default_rate": round(float(frame[TARGET].mean()), 5),
+        **{f"rows_{s}": int((frame["split"] == s).sum()) for s in SPLITS},
+        "decision_time_min": str(frame["decision_time"].min()), "decision_time_max": str(frame["decision_time"].max()),
+    }
+    cols = ["sk_id_curr", "decision_time", *feature_names, TARGET, "split", *FAIRNESS_COLUMNS]
+    return TrainingSet(frame[cols].reset_index(drop=True), feature_names, categorical_features(), lineage)

@@ -1,0 +1,147 @@
+"""Evaluate → log → register → gate → promote: what the ml assets call, one function each."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from mlflow import MlflowClient
+
+from ..resources import ObjectStore
+from ..simulate import bayes_optimal_auc
+from . import evaluate as ev
+from .dataset import TARGET, TrainingSet
+from .gate import Decision, GatePolicy, decide
+from .registry import CHALLENGER, LoggedModel, alias_version, log_model_run, set_champion, version_metrics
+from .train import TrainedModel
+
+INTENDED_USE = ("Probability of default at origination for consumer cash and revolving loans, used with a "
+                "decision threshold and reason codes. Not for collections, pricing or any use outside the "
+                "population it was trained on.")
+
+
+@dataclass
+class Evaluation:
+    kind: str
+    metrics: dict[str, float]
+    calibration: pd.DataFrame
+    fairness: dict[str, pd.DataFrame]
+    importance: pd.DataFrame
+    reason_codes: pd.DataFrame  # a sample of applications with their top adverse factors
+    plots: dict[str, bytes] = field(default_factory=dict)
+    card: str = ""
+
+
+def oracle_pd(store: ObjectStore, ids: pd.Series) -> pd.Series | None:
+    """The simulator's true PD of these applications, when a simulator manifest covers them."""
+    frames = [pd.read_parquet(store.uri(o.key), columns=["SK_ID_CURR", "TRUE_PD"])
+              for o in store.list("oracle/") if o.key.endswith("/truth.parquet")]
+    if not frames:
+        return None
+    truth = pd.concat(frames).drop_duplicates("SK_ID_CURR").set_index("SK_ID_CURR")["TRUE_PD"]
+    matched = truth.reindex(ids.to_numpy())
+    return None if matched.isna().mean() > 0.05 else pd.Series(matched.to_numpy(), index=ids.index)
+
+
+def evaluate_model(trained: TrainedModel, ts: TrainingSet, threshold: float, true_pd: pd.Series | None,
+                   version: str | None = None, gated_groups: tuple[str, ...] = ("gender",)) -> Evaluation:
+    """Out-of-time evaluation. Fairness is reported for every audited group; ``approval_rate_ratio`` and
+    ``equal_opportunity_diff`` (what the gate reads) are the worst over ``gated_groups``."""
+    test = ts.part("test")
+    y, p = test[TARGET].to_numpy(), trained.predict_pd(test)
+    metrics = ev.discrimination(y, p)
+    table, ece = ev.calibration(y, p)
+    metrics["ece"] = ece
+    fair: dict[str, pd.DataFrame] = {}
+    worst = {"approval_rate_ratio": 1.0, "equal_opportunity_diff": 0.0}
+    for attr in ("gender", "age_band"):
+        fair[attr], summary = ev.fairness(y, p, test[attr], threshold)
+        metrics[f"approval_rate_ratio_{attr}"] = summary["approval_rate_ratio"]
+        metrics[f"equal_opportunity_diff_{attr}"] = summary["equal_opportunity_diff"]
+        if attr in gated_groups:
+            worst["approval_rate_ratio"] = min(worst["approval_rate_ratio"], summary["approval_rate_ratio"])
+            worst["equal_opportunity_diff"] = max(worst["equal_opportunity_diff"], summary["equal_opportunity_diff"])
+    metrics.update(worst)
+    metrics["approval_rate"] = float((p < threshold).mean())
+    oracle = {"bayes_optimal_auc": None}
+    if true_pd is not None:
+        oracle["bayes_optimal_auc"] = bayes_optimal_auc(true_pd.loc[test.index].to_numpy())
+        metrics["bayes_optimal_auc"] = oracle["bayes_optimal_auc"]
+        metrics["oracle_auc_gap"] = ev.oracle_gap(metrics["auc"], oracle["bayes_optimal_auc"])  # type: ignore[assignment]
+    contribs = trained.contributions(test)  # TreeSHAP for XGBoost, exact linear terms for the baseline
+    importance = ev.global_importance(contribs, trained.features)
+    sample = np.argsort(-p)[:20]  # the riskiest applications: what a decline letter would say
+    codes = ev.reason_codes(contribs[sample], trained.features)
+    reasons = pd.DataFrame({"sk_id_curr": test["sk_id_curr"].to_numpy()[sample], "pd": np.round(p[sample], 4),
+                            "reason_codes": [", ".join(c) for c in codes]})
+    plots = {f"roc_{trained.kind}.png": ev.roc_png(y, p, f"ROC — pd_{trained.kind}"),
+             f"calibration_{trained.kind}.png": ev.calibration_png(table, f"Calibration — pd_{trained.kind}"),
+             f"importance_{trained.kind}.png": ev.importance_png(importance, f"Importance — pd_{trained.kind}")}
+    fairness_table = pd.concat([f.assign(attribute=a) for a, f in fair.items()], ignore_index=True)
+    card = ev.model_card(
+        name=f"creditrisk-pd ({trained.kind})", version=version, intended_use=INTENDED_USE,
+        data={**ts.lineage, "features": len(trained.features)}, metrics=metrics, calibration_ece=ece,
+        fairness_summary=worst, fairness_table=fairness_table, importance=importance, oracle=oracle,
+        limitations=["Trained on the simulated population; drift in applicants or products invalidates it.",
+                     "Gender is never a feature and its disparity is gated; age in years is a feature (risk depends "
+                     "on age in this population), so age-band disparity is reported, gated only if configured.",
+                     f"Decision threshold {threshold}: approve when PD < threshold."])
+    return Evaluation(trained.kind, metrics, table, fair, importance, reasons, plots, card)
+
+
+def log_and_register(client: MlflowClient, models: dict[str, TrainedModel], evaluations: dict[str, Evaluation],
+                     ts: TrainingSet, dagster_run_id: str) -> tuple[str, dict[str, LoggedModel]]:
+    """Log every model's run; register the best one (out-of-time AUC) as a new version → ``challenger``."""
+    candidate = max(evaluations, key=lambda k: evaluations[k].metrics["auc"])
+    tags = {"dagster_run_id": dagster_run_id, **{f"lineage.{k}": str(v) for k, v in ts.lineage.items()}}
+    logged = {}
+    for kind in sorted(models, key=lambda k: k == candidate):  # the candidate last
+        e = evaluations[kind]
+        arts: dict[str, bytes | str] = {**e.plots, "model_card.md": e.card,
+                                        "reason_codes_sample.csv": e.reason_codes.to_csv(index=False),
+                                        "calibration.csv": e.calibration.to_csv(index=False)}
+        params = {**{k: v for k, v in models[kind].params.items() if not isinstance(v, (dict, list))},
+                  "kind": kind, "features": len(models[kind].features)}
+        logged[kind] = log_model_run(client, models[kind], example=ts.part("test"), metrics=e.metrics,
+                                     params=params, tags={**tags, "model_kind": kind}, artifacts=arts,
+                                     register=kind == candidate)
+    version = logged[candidate].version
+    assert version is not None
+    client.set_registered_model_alias("creditrisk-pd", CHALLENGER, version)
+    return candidate, logged
+
+
+def canary(client: MlflowClient, challenger_pd: np.ndarray, reference: pd.DataFrame, threshold: float) -> dict | None:
+    """Challenger vs champion on the reference set (the out-of-time test applications)."""
+    import mlflow.pyfunc
+
+    if alias_version(client, "champion") is None:
+        return None
+    champion = mlflow.pyfunc.load_model("models:/creditrisk-pd@champion")
+    champ_pd = np.asarray(champion.predict(reference))
+    return {"approval_delta": float((challenger_pd < threshold).mean() - (champ_pd < threshold).mean()),
+            "mean_abs_dpd": float(np.abs(challenger_pd - champ_pd).mean())}
+
+
+def promote_if_better(client: MlflowClient, version: str, challenger_metrics: dict[str, float],
+                      challenger_pd: np.ndarray, reference: pd.DataFrame, threshold: float,
+                      policy: GatePolicy, now: dt.datetime | None = None) -> Decision:
+    """Run the gate; on success move ``champion`` to ``version``. Records the decision on the version."""
+    champion = alias_version(client, "champion")
+    champion_metrics = version_metrics(client, champion) if champion else None
+    decision = decide(challenger_metrics, champion_metrics, canary(client, challenger_pd, reference, threshold), policy)
+    at = (now or dt.datetime.now(dt.UTC)).isoformat()
+    client.set_model_version_tag("creditrisk-pd", version, "gate_decision", "promoted" if decision.promote else "refused")
+    client.set_model_version_tag("creditrisk-pd", version, "gate_reasons", "\n".join(decision.reasons)[:4900])
+    if decision.promote:
+        set_champion(client, version, "; ".join(decision.reasons), at)
+    return decision
+
+
+def evaluation_summary(e: Evaluation) -> dict[str, Any]:
+    keys = ("auc", "gini", "ks", "brier", "log_loss", "pr_auc", "ece", "approval_rate", "approval_rate_ratio",
+            "equal_opportunity_diff", "bayes_optimal_auc", "oracle_auc_gap")
+    return {k: round(float(e.metrics[k]), 5) for k in keys if e.metrics.get(k) is not None}

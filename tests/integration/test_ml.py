@@ -1,0 +1,108 @@
+"""ML on real gold, logged to a real MLflow server: registry aliases, the gate, manual promote/rollback."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import dagster as dg
+import numpy as np
+import pytest
+from mlflow import MlflowClient
+
+from creditrisk_assets.cli import main as cli
+from creditrisk_assets.contracts import TABLES
+from creditrisk_assets.definitions import build_definitions
+from creditrisk_assets.gold.build import run_dbt
+from creditrisk_assets.ingest.bronze import ingest_partitions
+from creditrisk_assets.modeling.dataset import TARGET, TrainingDataError, build_training_set
+from creditrisk_assets.modeling.pipeline import evaluate_model, log_and_register, oracle_pd, promote_if_better
+from creditrisk_assets.modeling.registry import MlflowUnavailable, alias_version, connect, history
+from creditrisk_assets.modeling.train import train_xgboost
+from creditrisk_assets.quality.runner import run_silver
+from creditrisk_assets.resources import Lake, ObjectStore, object_store_from_settings
+from creditrisk_assets.settings import Settings
+from creditrisk_assets.simulate import SimulationConfig, simulate
+from tests.servers import Server, free_port
+
+pytestmark = pytest.mark.integration
+HOURS = 40
+
+
+def build_gold(settings: Settings, store: ObjectStore) -> None:
+    start = dt.datetime(2026, 10, 1)
+    hours = [start + dt.timedelta(hours=h) for h in range(HOURS)]
+    simulate(SimulationConfig(start="2026-10-01T00:00", hours=HOURS, rows_per_hour=150, seed=13,
+                              outcome_delay_hours=6), store)
+    lake = Lake(settings)
+    for table in TABLES.values():
+        ingest_partitions(store, lake, table.name, hours, run_id="t", preview_rows=0)
+        run_silver(store, lake, settings, table, hours, "t")
+    run_dbt(settings, ["run"])
+
+
+@pytest.fixture(scope="module")
+def ml_settings(tmp_path_factory: pytest.TempPathFactory, mlflow_server: Server) -> Settings:
+    home = tmp_path_factory.mktemp("ml") / "home"
+    # ~750 out-of-time applications: ECE over 10 bins is noisier than on a production-sized test set
+    settings = Settings.from_env({"CREDITRISK_HOME": str(home), "CREDITRISK_MLFLOW_TRACKING_URI": mlflow_server.url,
+                                  "CREDITRISK_TRAIN_TRIALS": "2", "CREDITRISK_GATE_MAX_ECE": "0.05"})
+    build_gold(settings, object_store_from_settings(settings))
+    return settings
+
+
+def test_train_evaluate_register_and_promote_through_dagster(ml_settings: Settings, mlflow_server: Server,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    defs = build_definitions(ml_settings)
+    result = defs.resolve_job_def("train_and_promote").execute_in_process(instance=dg.DagsterInstance.ephemeral())
+    assert result.success
+    evaluated = result.output_for_node("ml__evaluation")
+    promoted = result.output_for_node("ml__promotion")
+    client = MlflowClient(mlflow_server.url)
+    runs = client.search_runs([client.get_experiment_by_name("creditrisk-pd").experiment_id])
+    assert {r.data.tags["model_kind"] for r in runs} == {"baseline", "xgboost"}  # both logged
+    for run in runs:
+        assert {"auc", "gini", "ks", "brier", "log_loss", "pr_auc", "ece", "oracle_auc_gap"} <= set(run.data.metrics)
+        assert run.data.tags["lineage.lake_snapshot_id"] and run.data.tags["lineage.git_sha"]
+        arts = {a.path for a in client.list_artifacts(run.info.run_id)}
+        assert {"model_card.md", f"roc_{run.data.tags['model_kind']}.png"} <= arts
+    assert evaluated["version"] == "1" and alias_version(client, "challenger") == "1"
+    assert promoted["promoted"], "a good first model passes the gate"
+    assert alias_version(client, "champion") == "1"
+    card = client.download_artifacts(runs[0].info.run_id, "model_card.md")
+    assert "Bayes" in Path(card).read_text()
+
+    # a deliberately degraded model (labels shuffled): registered as challenger, refused, champion unchanged
+    con = Lake(ml_settings).connect_lake()
+    ts = build_training_set(con, snapshot_id=Lake.snapshot_id(con))
+    con.close()
+    train = ts.part("train").copy()
+    train[TARGET] = np.random.default_rng(0).permutation(train[TARGET].to_numpy())
+    bad = train_xgboost(train, ts.part("valid"), ts.features, ts.categorical, trials=1)
+    bad_eval = evaluate_model(bad, ts, ml_settings.decision_threshold,
+                              oracle_pd(object_store_from_settings(ml_settings), ts.frame["sk_id_curr"]))
+    _, logged = log_and_register(connect(mlflow_server.url), {"xgboost": bad}, {"xgboost": bad_eval}, ts, "t")
+    test = ts.part("test")
+    decision = promote_if_better(client, logged["xgboost"].version, bad_eval.metrics, bad.predict_pd(test),
+                                 bad.input_frame(test), ml_settings.decision_threshold, ml_settings.gate_policy)
+    assert not decision.promote
+    assert any(r.startswith("FAIL performance") for r in decision.reasons)
+    assert alias_version(client, "champion") == "1" and alias_version(client, "challenger") == "2"
+    assert client.get_model_version("creditrisk-pd", "2").tags["gate_decision"] == "refused"
+
+    # by hand: promote version 2, then roll back to 1; both moves recorded
+    monkeypatch.setenv("CREDITRISK_MLFLOW_TRACKING_URI", mlflow_server.url)
+    assert cli(["promote", "--version", "2", "--reason", "test"]) == 0
+    assert alias_version(client, "champion") == "2"
+    assert cli(["rollback"]) == 0
+    assert alias_version(client, "champion") == "1"
+    assert [m["version"] for m in history(client)] == ["1", "2", "1"]
+
+
+def test_clear_errors_for_bad_training_conditions(ml_settings: Settings) -> None:
+    con = Lake(ml_settings).connect_lake()
+    with pytest.raises(TrainingDataError, match="matured label"):
+        build_training_set(con, as_of=dt.datetime(2026, 10, 1, 1))  # nothing has matured yet
+    con.close()
+    with pytest.raises(MlflowUnavailable, match="CREDITRISK_MLFLOW_TRACKING_URI"):
+        connect(f"http://127.0.0.1:{free_port()}")
