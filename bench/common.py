@@ -62,9 +62,7 @@ def silver_setup(name: str, argv: list[str] | None, hours: int, rows_per_hour: i
     import datetime as dt
     import time
 
-    from creditrisk_assets.contracts import TABLES
-    from creditrisk_assets.ingest.bronze import ingest_partitions
-    from creditrisk_assets.quality.runner import run_silver
+    from creditrisk_assets.quality.runner import ingest_to_silver
     from creditrisk_assets.resources import FolderStore, Lake
     from creditrisk_assets.settings import Settings
     from creditrisk_assets.simulate import SimulationConfig, simulate
@@ -80,7 +78,5 @@ def silver_setup(name: str, argv: list[str] | None, hours: int, rows_per_hour: i
     t0 = time.perf_counter()
     sim = simulate(SimulationConfig(start=start.strftime("%Y-%m-%dT%H:%M"), hours=args.hours,
                                     rows_per_hour=args.rows_per_hour, seed=seed, run_name="bench"), store)
-    for table in TABLES.values():
-        ingest_partitions(store, lake, table.name, hour_list, run_id="bench", preview_rows=0)
-        run_silver(store, lake, settings, table, hour_list, "bench")
+    ingest_to_silver(store, lake, settings, hour_list, "bench")
     return settings, store, lake, hour_list, sim, time.perf_counter() - t0

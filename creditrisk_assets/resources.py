@@ -61,9 +61,6 @@ class ObjectStore(ABC):
     def check(self) -> None:
         """Raise ``ObjectStoreError`` naming the setting to fix when the store is unusable."""
 
-    def exists(self, key: str) -> bool:
-        return any(o.key == key for o in self.list(key))
-
     def put_file(self, key: str, path: Path) -> None:
         self.put_bytes(key, Path(path).read_bytes())
 

@@ -6,7 +6,6 @@ import pandas as pd
 
 from ..contracts import TABLES, contract_markdown
 from ..ingest.bronze import PartitionResult, ingest_partitions
-from ..layout import parse_partition_key
 from ..metadata import mask_pii, md_table
 from ..resources import Lake, ObjectStore
 
@@ -74,5 +73,3 @@ def build_bronze_assets(partitions_def: dg.PartitionsDefinition) -> dg.AssetsDef
 
     return bronze_ingest
 
-
-__all__ = ["build_bronze_assets", "hours_of", "parse_partition_key"]

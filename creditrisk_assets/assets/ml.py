@@ -14,7 +14,7 @@ from ..modeling.pipeline import (
     oracle_pd,
     promote_if_better,
 )
-from ..modeling.registry import connect
+from ..modeling.registry import alias_version, connect
 from ..modeling.train import TrainedModel, train_baseline, train_xgboost
 from ..resources import Lake, ObjectStore
 from ..settings import Settings
@@ -102,18 +102,11 @@ def promotion(context: dg.AssetExecutionContext, ts: TrainingSet, evaluated: dic
                                  model.input_frame(test), settings.decision_threshold, settings.gate_policy)
     for reason in decision.reasons:
         (context.log.info if reason.startswith("PASS") else context.log.warning)(reason)
-    champion = client.get_model_version_by_alias("creditrisk-pd", "champion").version \
-        if decision.promote or _has_champion(client) else None
+    champion = alias_version(client, "champion")
     return dg.Output({"promoted": decision.promote, "version": evaluated["version"], "champion": champion},
                      metadata={"decision": "promoted" if decision.promote else "refused",
                                "challenger_version": evaluated["version"], "champion_version": str(champion or ""),
                                "reasons": dg.MetadataValue.md("\n".join(f"- {r}" for r in decision.reasons))})
-
-
-def _has_champion(client) -> bool:  # type: ignore[no-untyped-def]
-    from ..modeling.registry import alias_version
-
-    return alias_version(client, "champion") is not None
 
 
 ML_ASSETS = [training_set, pd_baseline, pd_xgboost, evaluation, promotion]

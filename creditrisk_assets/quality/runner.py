@@ -45,3 +45,16 @@ def run_silver(store: ObjectStore, lake: Lake, settings: Settings, table: Table,
     finally:
         con.close()
     return SilverRun(result, accounting)
+
+
+def ingest_to_silver(store: ObjectStore, lake: Lake, settings: Settings, hours: list[dt.datetime],
+                     run_id: str) -> dict[str, SilverRun]:
+    """Landing → bronze → silver for every table over ``hours``, without Dagster (tests, benchmarks)."""
+    from ..contracts import TABLES
+    from ..ingest.bronze import ingest_partitions
+
+    runs = {}
+    for table in TABLES.values():
+        ingest_partitions(store, lake, table.name, hours, run_id=run_id, preview_rows=0)
+        runs[table.name] = run_silver(store, lake, settings, table, hours, run_id)
+    return runs

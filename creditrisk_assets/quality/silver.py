@@ -15,7 +15,6 @@ Every bronze row ends in exactly one of silver or quarantine: ``account_rows`` c
 
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass, field
 
 import duckdb
@@ -432,7 +431,3 @@ def read_as_of(con: duckdb.DuckDBPyConnection, table: str, snapshot_id: int | No
     """A silver table as it was at ``snapshot_id`` (latest when None)."""
     at = f" AT (VERSION => {int(snapshot_id)})" if snapshot_id is not None else ""
     return con.execute(f"SELECT * FROM lake.silver.{q(table)}{at}").df()
-
-
-def now_utc() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)

@@ -8,11 +8,9 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from creditrisk_assets.contracts import TABLES
 from creditrisk_assets.gold.build import run_dbt
 from creditrisk_assets.gold.lookup import FeatureCache, latest_features
-from creditrisk_assets.ingest.bronze import ingest_partition
-from creditrisk_assets.quality.runner import run_silver
+from creditrisk_assets.quality.runner import ingest_to_silver
 from creditrisk_assets.resources import Lake, ObjectStore
 from creditrisk_assets.settings import Settings
 from creditrisk_assets.simulate import SimulationConfig, simulate
@@ -26,11 +24,8 @@ FULL = {"start_hour": "2026-10-01 00:00:00", "end_hour": "2026-10-01 03:00:00"}
 
 def build_silver(settings: Settings, store: ObjectStore, seed: int = 21) -> None:
     simulate(SimulationConfig(start="2026-10-01T00:00", hours=len(HOURS), rows_per_hour=20, seed=seed), store)
-    lake = Lake(settings)
-    for table in TABLES.values():
-        for h in HOURS:
-            ingest_partition(store, lake, table.name, h, run_id="t")
-        assert run_silver(store, lake, settings, table, HOURS, "t").accounting.balanced
+    runs = ingest_to_silver(store, Lake(settings), settings, HOURS, "t")
+    assert all(r.accounting.balanced for r in runs.values())
 
 
 def gold(settings: Settings) -> pd.DataFrame:

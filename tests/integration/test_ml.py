@@ -11,15 +11,13 @@ import pytest
 from mlflow import MlflowClient
 
 from creditrisk_assets.cli import main as cli
-from creditrisk_assets.contracts import TABLES
 from creditrisk_assets.definitions import build_definitions
 from creditrisk_assets.gold.build import run_dbt
-from creditrisk_assets.ingest.bronze import ingest_partitions
 from creditrisk_assets.modeling.dataset import TARGET, TrainingDataError, build_training_set
 from creditrisk_assets.modeling.pipeline import evaluate_model, log_and_register, oracle_pd, promote_if_better
 from creditrisk_assets.modeling.registry import MlflowUnavailable, alias_version, connect, history
 from creditrisk_assets.modeling.train import train_xgboost
-from creditrisk_assets.quality.runner import run_silver
+from creditrisk_assets.quality.runner import ingest_to_silver
 from creditrisk_assets.resources import Lake, ObjectStore, object_store_from_settings
 from creditrisk_assets.settings import Settings
 from creditrisk_assets.simulate import SimulationConfig, simulate
@@ -34,10 +32,7 @@ def build_gold(settings: Settings, store: ObjectStore) -> None:
     hours = [start + dt.timedelta(hours=h) for h in range(HOURS)]
     simulate(SimulationConfig(start="2026-10-01T00:00", hours=HOURS, rows_per_hour=150, seed=13,
                               outcome_delay_hours=6), store)
-    lake = Lake(settings)
-    for table in TABLES.values():
-        ingest_partitions(store, lake, table.name, hours, run_id="t", preview_rows=0)
-        run_silver(store, lake, settings, table, hours, "t")
+    ingest_to_silver(store, Lake(settings), settings, hours, "t")
     run_dbt(settings, ["run"])
 
 
