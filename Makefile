@@ -36,6 +36,7 @@ demo: install
 	@$(BIN)/python -m creditrisk_assets.demo
 
 test: install
+	@$(BIN)/ruff check creditrisk_assets serving tests bench
 	@$(BIN)/python -m pytest -q tests
 
 test-unit: install
