@@ -58,22 +58,13 @@ def silver_setup(name: str, argv: list[str] | None, hours: int, rows_per_hour: i
 
     Returns (settings, store, lake, hour list, simulation result, setup seconds); not timed by callers.
     """
-    import argparse
     import datetime as dt
     import time
 
     from creditrisk_assets.quality.runner import ingest_to_silver
-    from creditrisk_assets.resources import FolderStore, Lake
-    from creditrisk_assets.settings import Settings
     from creditrisk_assets.simulate import SimulationConfig, simulate
 
-    ap = argparse.ArgumentParser(prog=f"bench/{name}.py")
-    ap.add_argument("--hours", type=int, default=hours)
-    ap.add_argument("--rows-per-hour", type=int, default=rows_per_hour)
-    args = ap.parse_args(argv)
-    settings = Settings.from_env({"CREDITRISK_HOME": str(scratch(name) / "home")})
-    store, lake = FolderStore(settings.resolved_store_root), Lake(settings)
-    start = dt.datetime(2026, 10, 1)
+    args, settings, store, lake, start = hourly_application_setup(name, argv, hours, rows_per_hour)
     hour_list = [start + dt.timedelta(hours=h) for h in range(args.hours)]
     t0 = time.perf_counter()
     sim = simulate(SimulationConfig(start=start.strftime("%Y-%m-%dT%H:%M"), hours=args.hours,

@@ -50,17 +50,15 @@ telemetry:
 """
 
 
-def run_ingest(settings: Settings, first: str, last: str, instance: dg.DagsterInstance) -> dg.ExecuteInProcessResult:
+def run_ingest(defs: dg.Definitions, first: str, last: str, instance: dg.DagsterInstance) -> dg.ExecuteInProcessResult:
     """The ``ingest`` job (bronze → silver → gold) over the hours ``first``..``last``, as one run."""
-    defs = build_definitions(settings)
     return defs.resolve_job_def("ingest").execute_in_process(
         instance=instance, run_config=QUIET,
         tags={"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last},
     )
 
 
-def run_profile(settings: Settings, instance: dg.DagsterInstance) -> bool:
-    defs = build_definitions(settings)
+def run_profile(defs: dg.Definitions, instance: dg.DagsterInstance) -> bool:
     return defs.resolve_job_def("profile_silver").execute_in_process(instance=instance, run_config=QUIET).success
 
 
@@ -98,17 +96,18 @@ def main(argv: list[str] | None = None) -> int:
     print(f"[2/5] bronze → silver → gold for {first} ... {last} in one Dagster run (job `ingest`)")
     t0 = time.perf_counter()
     instance = dagster_instance(settings)
-    result = run_ingest(settings, first, last, instance)
+    defs = build_definitions(settings)
+    result = run_ingest(defs, first, last, instance)
     failed_checks = check_failures(result)
     print(f"      run {result.run_id[:8]} {'succeeded' if result.success else 'FAILED'}, "
           f"{len(failed_checks)} failed asset check(s) ({time.perf_counter() - t0:.1f}s)")
 
     print("[3/5] data profile of silver (Evidently HTML + markdown in the UI)")
-    profiled = run_profile(settings, instance)
+    profiled = run_profile(defs, instance)
 
     print("[4/5] train, evaluate, register and gate the PD models (job `train_and_promote`, MLflow)")
     t0 = time.perf_counter()
-    ml = build_definitions(settings).resolve_job_def("train_and_promote").execute_in_process(
+    ml = defs.resolve_job_def("train_and_promote").execute_in_process(
         instance=instance, run_config=QUIET)
     evaluated, promoted = ml.output_for_node("ml__evaluation"), ml.output_for_node("ml__promotion")
     m = evaluated["metrics"]

@@ -290,7 +290,7 @@ class Lake:
         catalog = self.settings.resolved_lake_catalog
         if catalog.startswith("sqlite:"):
             Path(catalog[len("sqlite:"):]).parent.mkdir(parents=True, exist_ok=True)
-            con.execute(f"LOAD '{self._sqlite_extension()}'")
+            con.execute(f"LOAD '{self.sqlite_extension()}'")
         elif catalog.startswith("postgres:"):
             con.execute(f"LOAD '{extension_path('postgres_scanner')}'")
         if self.settings.object_store == "folder":
@@ -300,7 +300,7 @@ class Lake:
                     f"(DATA_PATH '{self.data_path}', DATA_INLINING_ROW_LIMIT 0)")
         return con
 
-    def _sqlite_extension(self) -> Path:
+    def sqlite_extension(self) -> Path:
         # DuckDB loads the sqlite extension only under its real name, sqlite_scanner
         target = self.settings.home.resolve() / "duckdb_extensions" / "sqlite_scanner.duckdb_extension"
         if not target.exists():

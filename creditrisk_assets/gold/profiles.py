@@ -23,7 +23,7 @@ def profile_dict(settings: Settings) -> dict:
     catalog = settings.resolved_lake_catalog
     extensions = []
     if catalog.startswith("sqlite:"):
-        extensions.append(str(lake._sqlite_extension()))
+        extensions.append(str(lake.sqlite_extension()))
     extensions.append(str(extension_path("ducklake")))
     output: dict = {
         "type": "duckdb",
