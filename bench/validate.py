@@ -78,7 +78,7 @@ def baseline_validate(frame: pd.DataFrame, key: str, seen: set[object] | None = 
                 value = hmac.new(key.encode(), str(value).encode(), hashlib.sha256).hexdigest()
             out[c.name] = value
         dob, when = out.get("DATE_OF_BIRTH"), out.get("DECISION_TIME")
-        if dob is not None and when is not None:
+        if isinstance(dob, dt.date) and isinstance(when, dt.date):  # parsed date / datetime, else None
             age = when.year - dob.year - ((when.month, when.day) < (dob.month, dob.day))
             if not 18 <= age <= 100:
                 errors.append("range: age")

@@ -255,6 +255,9 @@ def extension_path(name: str) -> Path:
     import importlib
 
     mod = importlib.import_module(f"duckdb_extension_{name}")
+    if mod.__file__ is None:  # a namespace package: the wheel's files are not there
+        raise FileNotFoundError(f"duckdb_extension_{name} has no files: "
+                                f"reinstall duckdb-extension-{name}=={DUCKDB_VERSION}")
     path = Path(mod.__file__).parent / "extensions" / f"v{DUCKDB_VERSION}" / f"{name}.duckdb_extension"
     if not path.exists():
         raise FileNotFoundError(f"{path} missing: reinstall duckdb-extension-{name}=={DUCKDB_VERSION}")
@@ -338,7 +341,7 @@ class Lake:
     def connect(self, database: str | Path = ":memory:", threads: int | None = None) -> duckdb.DuckDBPyConnection:
         ext_dir = self.settings.home.resolve() / "duckdb_extensions"
         ext_dir.mkdir(parents=True, exist_ok=True)
-        config: dict[str, str | bool | int] = {
+        config: dict[str, str | bool | int | float | list[str]] = {
             "autoinstall_known_extensions": False,
             "autoload_known_extensions": False,
             "extension_directory": str(ext_dir),

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import yaml
+import yaml  # type: ignore[import-untyped]  # types-PyYAML is not in the dev dependencies
 
 from .profiles import PROJECT_DIR
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import yaml
+import yaml  # type: ignore[import-untyped]  # types-PyYAML is not in the dev dependencies
 
 from ..resources import LAKE_ALIAS, Lake, extension_path
 from ..settings import Settings

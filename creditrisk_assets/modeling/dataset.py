@@ -35,7 +35,7 @@ class TrainingSet:
     frame: pd.DataFrame  # sk_id_curr, decision_time, features..., TARGET, split, gender, age_band
     features: list[str]
     categorical: list[str]
-    lineage: dict[str, object] = field(default_factory=dict)
+    lineage: dict[str, str | int | float | None] = field(default_factory=dict)  # tags, metadata
 
     def part(self, split: str) -> pd.DataFrame:
         return self.frame[self.frame["split"] == split]
@@ -111,7 +111,7 @@ def build_training_set(con: duckdb.DuckDBPyConnection, as_of: dt.datetime | None
     frame["split"] = time_split(frame)
     frame["age_band"] = age_band(frame["age_years"])
     check_training_frame(frame, feature_names, min_rows=min_rows)
-    lineage = {
+    lineage: dict[str, str | int | float | None] = {
         "lake_snapshot_id": snapshot_id, "as_of": None if as_of is None else as_of.isoformat(),
         "dbt_manifest_hash": dbt_manifest_hash(), "git_sha": git_sha(),
         "rows": len(frame), "default_rate": round(float(frame[TARGET].mean()), 5),

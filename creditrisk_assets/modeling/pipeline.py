@@ -66,11 +66,12 @@ def evaluate_model(trained: TrainedModel, ts: TrainingSet, threshold: float, tru
             worst["equal_opportunity_diff"] = max(worst["equal_opportunity_diff"], summary["equal_opportunity_diff"])
     metrics.update(worst)
     metrics["approval_rate"] = float((p < threshold).mean())
-    oracle = {"bayes_optimal_auc": None}
+    oracle: dict[str, float | None] = {"bayes_optimal_auc": None}
     if true_pd is not None:
-        oracle["bayes_optimal_auc"] = bayes_optimal_auc(true_pd.loc[test.index].to_numpy())
-        metrics["bayes_optimal_auc"] = oracle["bayes_optimal_auc"]
-        metrics["oracle_auc_gap"] = ev.oracle_gap(metrics["auc"], oracle["bayes_optimal_auc"])  # type: ignore[assignment]
+        bayes_auc = bayes_optimal_auc(true_pd.loc[test.index].to_numpy())
+        oracle["bayes_optimal_auc"] = bayes_auc
+        metrics["bayes_optimal_auc"] = bayes_auc
+        metrics["oracle_auc_gap"] = ev.oracle_gap(metrics["auc"], bayes_auc)  # type: ignore[assignment]
     contribs = trained.contributions(test)  # TreeSHAP for XGBoost, exact linear terms for the baseline
     importance = ev.global_importance(contribs, trained.features)
     sample = np.argsort(-p)[:20]  # the riskiest applications: what a decline letter would say

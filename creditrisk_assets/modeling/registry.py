@@ -108,6 +108,8 @@ def alias_version(client: MlflowClient, alias: str) -> str | None:
 
 def version_metrics(client: MlflowClient, version: str) -> dict[str, float]:
     mv = client.get_model_version(REGISTERED_MODEL, version)
+    if mv.run_id is None:  # registered from outside a run; every version this project registers has one
+        raise MlflowException(f"{REGISTERED_MODEL} version {version} has no source run to read metrics from")
     return dict(client.get_run(mv.run_id).data.metrics)
 
 

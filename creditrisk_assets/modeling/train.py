@@ -22,8 +22,9 @@ SEED = 7
 XGB_BASE = {"objective": "binary:logistic", "eval_metric": "auc", "tree_method": "hist", "nthread": 2,
             "max_delta_step": 1.0,  # keeps steps small on a rare class: the usual imbalance aid for logistic
             "seed": SEED}
-SEARCH_SPACE = {"max_depth": [3, 4, 5, 6], "eta": [0.03, 0.05, 0.08], "min_child_weight": [1, 5, 20],
-                "subsample": [0.7, 0.85, 1.0], "colsample_bytree": [0.6, 0.8, 1.0], "lambda": [1.0, 5.0]}
+SEARCH_SPACE: dict[str, list[int] | list[float]] = {
+    "max_depth": [3, 4, 5, 6], "eta": [0.03, 0.05, 0.08], "min_child_weight": [1, 5, 20],
+    "subsample": [0.7, 0.85, 1.0], "colsample_bytree": [0.6, 0.8, 1.0], "lambda": [1.0, 5.0]}
 
 
 @dataclass

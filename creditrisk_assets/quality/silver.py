@@ -204,8 +204,8 @@ def build_silver(con: duckdb.DuckDBPyConnection, table: Table, bronze_uris: list
             continue
         cols = file_columns(con, uri)
         union_cols |= set(cols)
-        ev, reject = schema_events_for_file(table, cols, policy, meta[0], meta[2], meta[1])
-        events += ev
+        file_events, reject = schema_events_for_file(table, cols, policy, meta[0], meta[2], meta[1])
+        events += file_events
         if reject:
             file_rejects[meta[1]] = reject
 
