@@ -1,8 +1,12 @@
 # syntax=docker/dockerfile:1
-# One image: the Dagster code location (default command) and, with another command, the
-# serving app. Dependencies come from the same pinned lock file as `make`.
-FROM python:3.11.7-slim-bookworm AS build
-ENV UV_VERSION=0.13.9 PIP_DISABLE_PIP_VERSION_CHECK=1
+# One image, two roles, from the same pinned lock file as `make`:
+#   default command   the Dagster code location (gRPC on :4000; also the image of K8sRunLauncher run pods)
+#   `creditrisk serve` the Ray Serve app (HTTP on :8000, GET /v1/health); `mlflow server` for the tracking server
+# Linted by hadolint in `make test` (tests/unit/test_infra.py); see infra/README.md for what was built here.
+ARG PYTHON_IMAGE=python:3.11.7-slim-bookworm
+
+FROM ${PYTHON_IMAGE} AS build
+ENV UV_VERSION=0.13.9 PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1 UV_NO_CACHE=1
 WORKDIR /app
 RUN python -m venv /opt/venv && /opt/venv/bin/pip install --no-cache-dir uv==${UV_VERSION}
 COPY requirements.lock pyproject.toml README.md ./
@@ -11,18 +15,30 @@ COPY creditrisk_assets ./creditrisk_assets
 COPY serving ./serving
 COPY dbt_project ./dbt_project
 COPY workspace.yaml ./
-RUN /opt/venv/bin/uv pip install --python /opt/venv/bin/python --no-deps . \
- && cd dbt_project && /opt/venv/bin/dbt parse --profiles-dir . --quiet
+RUN /opt/venv/bin/uv pip install --python /opt/venv/bin/python --no-deps .
+# dagster-dbt needs the manifest at import time: generate it at build time, not at start-up
+WORKDIR /app/dbt_project
+RUN /opt/venv/bin/dbt parse --profiles-dir . --quiet \
+ && rm -rf logs
 
-FROM python:3.11.7-slim-bookworm AS runtime
-RUN groupadd --system --gid 10001 creditrisk && useradd --system --uid 10001 --gid creditrisk --home /app creditrisk
-COPY --from=build --chown=creditrisk:creditrisk /opt/venv /opt/venv
-COPY --from=build --chown=creditrisk:creditrisk /app /app
+FROM ${PYTHON_IMAGE} AS runtime
+RUN groupadd --system --gid 10001 creditrisk \
+ && useradd --system --uid 10001 --gid 10001 --home-dir /app --no-create-home --shell /usr/sbin/nologin creditrisk \
+ && mkdir -p /data \
+ && chown 10001:10001 /data
+COPY --from=build /opt/venv /opt/venv
+COPY --from=build --chown=10001:10001 /app /app
 WORKDIR /app
-ENV PATH=/opt/venv/bin:$PATH CREDITRISK_HOME=/data DAGSTER_HOME=/data/dagster_home PYTHONUNBUFFERED=1
-RUN mkdir -p /data && chown creditrisk:creditrisk /data
-USER creditrisk
-EXPOSE 4000
-HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
-  CMD ["dagster", "api", "grpc-health-check", "-p", "4000"]
+ENV PATH=/opt/venv/bin:$PATH \
+    CREDITRISK_HOME=/data \
+    DAGSTER_HOME=/data/dagster_home \
+    CREDITRISK_SERVE_HOST=0.0.0.0 \
+    PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1
+USER 10001:10001
+EXPOSE 4000 8000
+# Whichever role the container runs: the code server answers its gRPC health check, the
+# serving app its HTTP one. (Kubernetes uses the probes in infra/k8s instead.)
+HEALTHCHECK --interval=30s --timeout=10s --start-period=60s --retries=3 \
+  CMD ["/bin/sh", "-c", "dagster api grpc-health-check -p 4000 >/dev/null 2>&1 || python -c \"import urllib.request as u; u.urlopen('http://127.0.0.1:8000/v1/health', timeout=5)\""]
 CMD ["dagster", "code-server", "start", "-h", "0.0.0.0", "-p", "4000", "-m", "creditrisk_assets.definitions"]
