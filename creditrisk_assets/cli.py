@@ -13,12 +13,15 @@ def main(argv: list[str] | None = None) -> int:
         from .simulate.cli import main as simulate_main
 
         return simulate_main(argv[1:])
+    if argv[:1] == ["serve"]:
+        return serve_main(argv[1:])
     if argv[:1] == ["demo"]:
         from .demo import main as demo_main
 
         return demo_main(argv[1:])
     ap = argparse.ArgumentParser(prog="creditrisk", description="creditrisk commands "
-                                 "(also: `creditrisk simulate --help`, `creditrisk demo`)")
+                                 "(also: `creditrisk simulate --help`, `creditrisk serve --help`, "
+                                 "`creditrisk demo`)")
     sub = ap.add_subparsers(dest="cmd", required=True)
     p = sub.add_parser("promote", help="make a registered model version the champion (recorded)")
     p.add_argument("--version", required=True)
@@ -53,6 +56,48 @@ def main(argv: list[str] | None = None) -> int:
         print(f"champion: {alias_version(client, CHAMPION)}  challenger: {alias_version(client, CHALLENGER)}")
         for move in history(client):
             print(f"  {move['at']}  -> {move['version']} (from {move['previous'] or '-'}): {move['reason'][:80]}")
+    return 0
+
+
+def serve_main(argv: list[str]) -> int:
+    """``creditrisk serve [run|start|stop|status]``: the Ray Serve app with the registry's champion."""
+    import signal
+    import threading
+
+    from .settings import Settings
+
+    ap = argparse.ArgumentParser(prog="creditrisk serve", description="Serve the champion over HTTP with Ray Serve.")
+    ap.add_argument("action", nargs="?", default="run", choices=["run", "start", "stop", "status"],
+                    help="run: in the foreground until Ctrl-C / SIGTERM (containers); start: in the background; "
+                         "stop: graceful stop (flushes the prediction log); status: what is running")
+    args = ap.parse_args(argv)
+    from serving import runtime
+
+    settings = Settings.from_env()
+    running = runtime.running_cluster(settings)
+    if args.action == "status":
+        print(f"serving at {running.url} (ray {running.address}, pid {running.pid})" if running else "not running")
+        return 0 if running else 1
+    if args.action == "stop":
+        if running:
+            runtime.stop_cluster(running)
+            runtime.cluster_file(settings).unlink(missing_ok=True)
+        print("stopped" if running else "not running")
+        return 0
+    cluster, config = runtime.ensure_deployed(settings)
+    print(f"serving champion version {config['champion']} (challenger {config.get('challenger') or 'none'}, "
+          f"mode {config['mode']}) at {cluster.url}")
+    print(f"  curl -s {cluster.url}/health")
+    print(f"  curl -s -X POST {cluster.url}/predict -H 'content-type: application/json' -d '{{\"sk_id_curr\": 100001}}'")
+    if args.action == "start" or settings.ray_address != "local":
+        return 0
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    stop.wait()
+    runtime.stop_cluster(cluster)
+    runtime.cluster_file(settings).unlink(missing_ok=True)
+    print("stopped; prediction log flushed")
     return 0
 
 

@@ -11,6 +11,7 @@ from dagster_dbt import DbtCliResource
 from .assets.bronze import build_bronze_assets
 from .assets.gold import build_gold_assets
 from .assets.ml import ML_ASSETS
+from .assets.serving import batch_scores, build_prediction_log_asset, deployment
 from .assets.silver import build_profile_asset, build_silver_assets
 from .gold.profiles import PROJECT_DIR, write_profiles
 from .jobs import build_jobs
@@ -27,7 +28,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     jobs = build_jobs(hourly)
     return dg.Definitions(
         assets=[build_bronze_assets(hourly), build_silver_assets(hourly), build_profile_asset(),
-                build_gold_assets(hourly), *ML_ASSETS],
+                build_gold_assets(hourly), *ML_ASSETS, deployment, build_prediction_log_asset(settings), batch_scores],
         jobs=list(jobs.values()),
         sensors=[build_landing_sensor(jobs["ingest"], hourly, settings.sensor_interval_s)],
         resources={

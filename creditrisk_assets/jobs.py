@@ -24,6 +24,16 @@ def build_jobs(partitions_def: dg.PartitionsDefinition) -> dict[str, Any]:
             "train_and_promote", selection=dg.AssetSelection.groups("ml"),
             description="training_set → pd_baseline, pd_xgboost → evaluation → promotion (gate, aliases).",
         ),
+        "retrain_and_deploy": dg.define_asset_job(
+            "retrain_and_deploy",
+            selection=dg.AssetSelection.groups("ml") | dg.AssetSelection.keys(dg.AssetKey(["serving", "deployment"])),
+            description="train_and_promote, then put the champion in front of traffic: the Ray Serve app is "
+                        "reconfigured in place when the champion moved.",
+        ),
+        "deploy_champion": dg.define_asset_job(
+            "deploy_champion", selection=dg.AssetSelection.keys(dg.AssetKey(["serving", "deployment"])),
+            description="Deploy (or reconfigure) Ray Serve with the registry's champion and challenger.",
+        ),
         "profile_silver": dg.define_asset_job(
             "profile_silver", selection=dg.AssetSelection.keys(dg.AssetKey(["silver", "profile"])),
             description="Profile every silver table (Evidently HTML + markdown).",

@@ -56,3 +56,8 @@ def parse_bronze_key(key: str) -> tuple[str, dt.datetime] | None:
 def report_key(kind: str, name: str) -> str:
     """HTML reports (profiles, drift) live under ``reports/<kind>/``."""
     return f"reports/{kind}/{name}"
+
+
+def prediction_log_prefix(hour: dt.datetime) -> str:
+    """Raw prediction-log batches written by the serving replicas for one hour."""
+    return f"serving/prediction_log/dt={hour:%Y-%m-%d}/hh={hour:%H}/"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import gzip
 import io
 
@@ -10,8 +11,21 @@ import dagster as dg
 import pyarrow.parquet as pq
 
 from creditrisk_assets.definitions import build_definitions
-from creditrisk_assets.resources import ObjectStore
+from creditrisk_assets.gold.build import run_dbt
+from creditrisk_assets.quality.runner import ingest_to_silver
+from creditrisk_assets.resources import Lake, ObjectStore
 from creditrisk_assets.settings import Settings
+from creditrisk_assets.simulate import SimulationConfig, simulate
+
+
+def build_gold(settings: Settings, store: ObjectStore, hours: int = 40, rows_per_hour: int = 150,
+               seed: int = 13) -> None:
+    """Simulate ``hours`` of landing data, take it through silver and build gold with dbt."""
+    start = dt.datetime(2026, 10, 1)
+    simulate(SimulationConfig(start="2026-10-01T00:00", hours=hours, rows_per_hour=rows_per_hour, seed=seed,
+                              outcome_delay_hours=6), store)
+    ingest_to_silver(store, Lake(settings), settings, [start + dt.timedelta(hours=h) for h in range(hours)], "t")
+    run_dbt(settings, ["run"])
 
 
 def reference_record_count(name: str, data: bytes) -> int | None:

@@ -6,7 +6,8 @@ Read from the dbt model's YAML (the one place features are documented), so the D
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import yaml  # type: ignore[import-untyped]  # types-PyYAML is not in the dev dependencies
 
@@ -22,12 +23,37 @@ class Feature:
     data_type: str
     description: str
     source: str
+    required: bool = False  # a `not_null` data test: the value is never null in gold
+    min_value: float | None = None  # from a `between` data test
+    max_value: float | None = None
+    accepted_values: tuple[Any, ...] = field(default=())  # from an `accepted_values` data test
+
+
+def _tests(column: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for test in column.get("data_tests", []):
+        if isinstance(test, str):
+            out[test] = {}
+        else:
+            name, body = next(iter(test.items()))
+            out[name] = (body or {}).get("arguments", body or {})
+    return out
 
 
 def features() -> list[Feature]:
+    """Every feature with its type, description and the constraints its dbt data tests state."""
     model = yaml.safe_load(MART_YAML.read_text())["models"][0]
-    return [Feature(c["name"], c["data_type"], c["description"], c.get("meta", {}).get("source", ""))
-            for c in model["columns"] if c["name"] not in KEY_COLUMNS]
+    out = []
+    for c in model["columns"]:
+        if c["name"] in KEY_COLUMNS:
+            continue
+        tests = _tests(c)
+        between = tests.get("between", {})
+        out.append(Feature(c["name"], c["data_type"], c["description"], c.get("meta", {}).get("source", ""),
+                           required="not_null" in tests, min_value=between.get("min_value"),
+                           max_value=between.get("max_value"),
+                           accepted_values=tuple(tests.get("accepted_values", {}).get("values", ()))))
+    return out
 
 
 def categorical_features() -> list[str]:

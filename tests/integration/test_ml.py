@@ -12,28 +12,17 @@ from mlflow import MlflowClient
 
 from creditrisk_assets.cli import main as cli
 from creditrisk_assets.definitions import build_definitions
-from creditrisk_assets.gold.build import run_dbt
 from creditrisk_assets.modeling.dataset import TARGET, TrainingDataError, build_training_set
 from creditrisk_assets.modeling.pipeline import evaluate_model, log_and_register, oracle_pd, promote_if_better
 from creditrisk_assets.modeling.registry import MlflowUnavailable, alias_version, connect, history
 from creditrisk_assets.modeling.train import train_xgboost
-from creditrisk_assets.quality.runner import ingest_to_silver
-from creditrisk_assets.resources import Lake, ObjectStore, object_store_from_settings
+from creditrisk_assets.resources import Lake, object_store_from_settings
 from creditrisk_assets.settings import Settings
-from creditrisk_assets.simulate import SimulationConfig, simulate
+from tests.helpers import build_gold
 from tests.servers import Server, free_port
 
 pytestmark = pytest.mark.integration
 HOURS = 40
-
-
-def build_gold(settings: Settings, store: ObjectStore) -> None:
-    start = dt.datetime(2026, 10, 1)
-    hours = [start + dt.timedelta(hours=h) for h in range(HOURS)]
-    simulate(SimulationConfig(start="2026-10-01T00:00", hours=HOURS, rows_per_hour=150, seed=13,
-                              outcome_delay_hours=6), store)
-    ingest_to_silver(store, Lake(settings), settings, hours, "t")
-    run_dbt(settings, ["run"])
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,157 @@
+"""bench/serving.py: the project's Ray Serve app against a plain FastAPI baseline, driven by wrk.
+
+Both serve the same registered XGBoost champion (trained here on simulated gold) and do the same
+per-request work. wrk (Debian package ``wrk``; `make bench` installs it when missing) runs at 1
+and 64 connections with single-row and 100-row bodies. Prints requests/s, p50, p99 and the ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from bench.common import scratch
+
+ROOT = Path(__file__).resolve().parent.parent
+LUA = """wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+local f = io.open("{path}", "rb"); wrk.body = f:read("*a"); f:close()
+"""
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def prepare(home: Path) -> tuple[Any, list[dict[str, Any]]]:
+    """Simulated gold, one XGBoost champion registered in a local MLflow; returns settings and rows."""
+    from creditrisk_assets.modeling import registry
+    from creditrisk_assets.modeling.dataset import build_training_set
+    from creditrisk_assets.modeling.train import train_xgboost
+    from creditrisk_assets.resources import Lake, object_store_from_settings
+    from creditrisk_assets.settings import Settings
+    from tests.helpers import build_gold
+
+    settings = Settings.from_env({"CREDITRISK_HOME": str(home), "CREDITRISK_SERVE_PORT": str(_free_port())})
+    build_gold(settings, object_store_from_settings(settings), hours=40)
+    with Lake(settings).connect_lake() as con:
+        ts = build_training_set(con)
+        gold = con.execute("SELECT * FROM lake.gold.applicant_features ORDER BY sk_id_curr LIMIT 100").df()
+    model = train_xgboost(ts.part("train"), ts.part("valid"), ts.features, ts.categorical,
+                          candidates=[{"max_depth": 4, "eta": 0.05, "min_child_weight": 5}])
+    client = registry.connect(settings.resolved_mlflow_uri, settings.mlflow_artifact_location)
+    logged = registry.log_model_run(client, model, example=ts.part("test"), metrics={}, params={}, tags={},
+                                    artifacts={}, register=True)
+    registry.set_champion(client, str(logged.version), "bench", "2026-10-01T00:00:00")
+    rows = json.loads(gold.drop(columns=["decision_time"]).to_json(orient="records"))
+    rows = [{k: v for k, v in r.items() if v is not None} for r in rows]
+    print(f"  champion: xgboost, {model.params['best_iteration'] + 1} trees, {len(ts.features)} features", flush=True)
+    return settings, rows
+
+
+def wrk(url: str, body: Path, connections: int, seconds: int) -> dict[str, float]:
+    script = body.with_suffix(".lua")
+    script.write_text(LUA.format(path=body))
+    out = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script), url],
+                         capture_output=True, text=True, check=True).stdout
+
+    def ms(label: str) -> float:
+        m = re.search(rf"^\s*{label}\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
+        if not m:
+            return float("nan")
+        return float(m[1]) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[m[2]]
+
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    socket_errors = re.search(r"Socket errors: (.*)", out)
+    return {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out)[1]), "p50": ms("50%"), "p99": ms("99%"),
+            "non_2xx": float(errors[1]) if errors else 0.0, "socket_errors": socket_errors[1] if socket_errors else ""}
+
+
+def wait_http(url: str, body: bytes, timeout_s: float = 180) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            req = urllib.request.Request(url, data=body, headers={"content-type": "application/json"})
+            with urllib.request.urlopen(req, timeout=5) as r:  # noqa: S310
+                if r.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.5)
+    raise RuntimeError(f"{url} did not answer within {timeout_s} s")
+
+
+def run_suite(name: str, url: str, bodies: dict[str, Path], seconds: int) -> dict[tuple[str, int], dict[str, float]]:
+    results = {}
+    for label, path in bodies.items():
+        wrk(url, path, 8, 2)  # warm-up
+        for c in (1, 64):
+            r = wrk(url, path, c, seconds)
+            results[(label, c)] = r
+            print(f"  {name:<10} {label:<8} c={c:<3} {r['rps']:>9,.0f} req/s  p50 {r['p50']:7.2f} ms  "
+                  f"p99 {r['p99']:7.2f} ms  non-2xx {r['non_2xx']:.0f} {r['socket_errors']}", flush=True)
+    return results
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(prog="bench/serving.py")
+    ap.add_argument("--seconds", type=int, default=10)
+    args = ap.parse_args(argv)
+    if not shutil.which("wrk"):
+        raise SystemExit("wrk is not installed: `apt-get install wrk` (make bench does this)")
+    work = scratch("serving")
+    settings, rows = prepare(work / "home")
+    bodies = {"1 row": work / "one.json", "100 rows": work / "hundred.json"}
+    bodies["1 row"].write_text(json.dumps(rows[0]))
+    bodies["100 rows"].write_text(json.dumps(rows[:100]))
+    env = {**os.environ, **{k: v for k, v in _settings_env(settings).items()}}
+
+    port = _free_port()
+    proc = subprocess.Popen([str(Path(sys.executable).parent / "uvicorn"), "bench.serving_fastapi:app",
+                             "--workers", "2", "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
+                             "--no-access-log"], cwd=ROOT, env=env, start_new_session=True)
+    try:
+        url = f"http://127.0.0.1:{port}/v1/predict"
+        wait_http(url, bodies["1 row"].read_bytes())
+        baseline = run_suite("fastapi", url, bodies, args.seconds)
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
+
+    from serving import runtime
+
+    cluster = runtime.start_cluster(settings)
+    try:
+        runtime.deploy(settings, cluster.address)
+        ray_results = run_suite("ray serve", cluster.url + "/predict", bodies, args.seconds)
+    finally:
+        runtime.stop_cluster(cluster, grace_s=5)
+
+    print("\n  ratios (Ray Serve / FastAPI; goals at c=64: throughput >= 1.8x, p99 <= 40 ms; at c=1: p50 <= 1.5 ms)")
+    for key, b in baseline.items():
+        r = ray_results[key]
+        print(f"  {key[0]:<8} c={key[1]:<3} throughput {r['rps'] / b['rps']:5.2f}x   "
+              f"p50 {r['p50']:6.2f} vs {b['p50']:6.2f} ms   p99 {r['p99']:7.2f} vs {b['p99']:7.2f} ms", flush=True)
+
+
+def _settings_env(settings: Any) -> dict[str, str]:
+    from serving.runtime import settings_args
+
+    return settings_args(settings)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

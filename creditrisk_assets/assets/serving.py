@@ -1,0 +1,87 @@
+"""serving/*: the Ray Serve deployment of the champion, the prediction log, batch scoring."""
+
+import dagster as dg
+import pandas as pd
+
+from ..metadata import md_table
+from ..partitions import hourly_partitions
+from ..resources import Lake, ObjectStore
+from ..settings import Settings
+from .bronze import hours_of
+
+SERVING = "serving"
+DEPLOYMENT = dg.AssetKey([SERVING, "deployment"])
+
+
+@dg.asset(key=DEPLOYMENT, group_name=SERVING, kinds={"ray"}, deps=[dg.AssetKey(["ml", "promotion"])],
+          description="The Ray Serve app answering `/v1/predict` with the registry's `champion` (and `challenger`, "
+                      "shadow or canary). Deploys it, or reconfigures the running replicas in place when the "
+                      "aliases moved: in-flight requests finish, nothing is dropped.")
+def deployment(context: dg.AssetExecutionContext, settings: dg.ResourceParam[Settings]) -> dg.MaterializeResult:
+    from serving.runtime import ensure_deployed
+
+    cluster, config = ensure_deployed(settings)
+    context.log.info(f"serving champion {config['champion']} at {cluster.url}")
+    return dg.MaterializeResult(metadata={
+        "url": dg.MetadataValue.url(cluster.url + "/model"), "champion_version": str(config["champion"]),
+        "challenger_version": str(config.get("challenger") or ""), "mode": config["mode"],
+        "canary_share": float(config["canary_share"]), "ray_address": cluster.address,
+        "metrics": dg.MetadataValue.url(f"http://127.0.0.1:{cluster.metrics_port}/metrics")
+        if cluster.metrics_port else "",
+    })
+
+
+def build_prediction_log_asset(settings: Settings) -> dg.AssetsDefinition:
+    @dg.asset(key=[SERVING, "prediction_log"], group_name=SERVING, kinds={"ducklake"},
+              partitions_def=hourly_partitions(settings), backfill_policy=dg.BackfillPolicy.single_run(),
+              deps=[DEPLOYMENT],
+              description="Every scored application (pseudonymised id, features, PD, decision, model version, "
+                          "latency, shadow score) per hour, from the replicas' raw log batches into "
+                          "`lake.serving.prediction_log`. Monitoring reads it.")
+    def prediction_log(context: dg.AssetExecutionContext, store: dg.ResourceParam[ObjectStore],
+                       lake: dg.ResourceParam[Lake]) -> dg.MaterializeResult:
+        from serving.prediction_log import LOG_TABLE, load_hours
+
+        hours = hours_of(context)
+        with lake.connect_lake() as con:
+            counts = load_hours(con, store, hours)
+            start, end = pd.Timestamp(hours[0], tz="UTC"), pd.Timestamp(hours[-1], tz="UTC") + pd.Timedelta(hours=1)
+            summary = pd.DataFrame()
+            if sum(counts.values()):
+                summary = con.execute(
+                    f"""SELECT model_version, served_by, count(*) AS predictions, round(avg(pd), 4) AS mean_pd,
+                               round(avg((decision = 'decline')::INT), 4) AS decline_rate,
+                               round(quantile_cont(latency_ms, 0.5), 2) AS p50_ms,
+                               round(quantile_cont(latency_ms, 0.99), 2) AS p99_ms
+                        FROM {LOG_TABLE} WHERE logged_at >= ? AND logged_at < ?
+                        GROUP BY ALL ORDER BY ALL""", [start, end]).df()
+        empty = [h.strftime("%Y-%m-%d %H:00") for h, n in counts.items() if n == 0]
+        if empty:
+            context.log.info(f"{len(empty)} hour(s) without predictions: {', '.join(empty[:10])}")
+        return dg.MaterializeResult(metadata={
+            "dagster/row_count": sum(counts.values()), "hours": len(hours), "hours_without_predictions": len(empty),
+            "by_model_version": dg.MetadataValue.md(md_table(summary) if not summary.empty else "no predictions"),
+        })
+
+    return prediction_log
+
+
+class BatchScoringConfig(dg.Config):
+    input_key: str = ""  # a Parquet or CSV object of applications; empty: every application in gold
+
+
+@dg.asset(key=[SERVING, "batch_scores"], group_name=SERVING, kinds={"xgboost", "parquet"},
+          deps=[dg.AssetKey(["ml", "promotion"])],
+          description="Scores a Parquet/CSV of applications (or, by default, every application in the feature "
+                      "store) with the champion: PD, decision, band, reason codes and the model version, written "
+                      "next to the input under `serving/batch_scores/`.")
+def batch_scores(context: dg.AssetExecutionContext, config: BatchScoringConfig, store: dg.ResourceParam[ObjectStore],
+                 lake: dg.ResourceParam[Lake], settings: dg.ResourceParam[Settings]) -> dg.MaterializeResult:
+    from serving.batch import score_batch
+
+    result = score_batch(settings, store, lake, config.input_key)
+    return dg.MaterializeResult(metadata={
+        "dagster/row_count": result.rows, "output": dg.MetadataValue.path(store.uri(result.output_key)),
+        "model_version": result.model_version, "decline_rate": round(result.decline_rate, 4),
+        "bands": dg.MetadataValue.md(md_table(result.bands)),
+    })

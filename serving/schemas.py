@@ -1,0 +1,128 @@
+"""Request validation for ``POST /v1/predict``, generated from the feature contract.
+
+The contract is the dbt model's YAML (``gold.catalogue``): types, ``not_null`` (required),
+``between`` (range) and ``accepted_values`` tests become a strict pydantic model. Every client
+mistake becomes a :class:`RequestError` with a 4xx status and one entry per bad field.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+
+from creditrisk_assets.gold.catalogue import Feature, features
+
+ID_FIELD = "sk_id_curr"
+_TYPES: dict[str, type] = {"double": float, "bigint": int, "integer": int, "varchar": str}
+
+
+@dataclass
+class RequestError(Exception):
+    """A client mistake: HTTP ``status`` and one ``{"field", "error"}`` entry per problem."""
+
+    status: int
+    errors: list[dict[str, str]] = field(default_factory=list)
+
+    def body(self, request_id: str) -> dict[str, Any]:
+        return {"request_id": request_id, "errors": self.errors}
+
+
+def _int_range(values: tuple[Any, ...]) -> tuple[int, int] | None:
+    """(lo, hi) when the accepted values are a run of integers (a strict int range then, since a
+    Literal would let ``true`` and ``1.0`` through as equal to 1)."""
+    if values and all(type(v) is int for v in values) and sorted(values) == list(range(min(values), max(values) + 1)):
+        return min(values), max(values)
+    return None
+
+
+def _annotation(f: Feature) -> Any:
+    if f.accepted_values and _int_range(f.accepted_values) is None:
+        return Literal[tuple(f.accepted_values)]  # type: ignore[valid-type]
+    return _TYPES[f.data_type]
+
+
+def _field(f: Feature) -> Any:
+    extra: dict[str, Any] = {"description": f.description}
+    lo, hi = _int_range(f.accepted_values) or (f.min_value, f.max_value)
+    if lo is not None:
+        extra["ge"] = lo
+    if hi is not None:
+        extra["le"] = hi
+    if f.data_type == "varchar":
+        extra["max_length"] = 200
+    if f.data_type == "double":
+        extra["allow_inf_nan"] = False
+    return Field(... if f.required else None, **extra)
+
+
+def application_model(catalogue: list[Feature] | None = None) -> type[BaseModel]:
+    """The pydantic model of one application: every feature by name, strictly typed, nothing else."""
+    catalogue = features() if catalogue is None else catalogue
+    fields: dict[str, Any] = {ID_FIELD: (int | None, Field(None, description="application id (logged pseudonymised)"))}
+    for f in catalogue:
+        ann = _annotation(f)
+        fields[f.name] = (ann if f.required else ann | None, _field(f))
+    config = ConfigDict(extra="forbid", strict=True)
+    return create_model("Application", __config__=config, **fields)
+
+
+def _where(loc: tuple[Any, ...], prefix: str) -> str:
+    path = prefix
+    for part in loc:
+        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+    return path or "body"
+
+
+class RequestParser:
+    """Bytes in, validated applications out (or a RequestError naming every bad field)."""
+
+    def __init__(self, max_rows: int, max_body_bytes: int, catalogue: list[Feature] | None = None) -> None:
+        self.model = application_model(catalogue)
+        self.validator = self.model.__pydantic_validator__
+        self.feature_names = [n for n in self.model.model_fields if n != ID_FIELD]
+        self.max_rows, self.max_body_bytes = max_rows, max_body_bytes
+
+    def parse(self, body: bytes) -> tuple[list[dict[str, Any]], bool]:
+        """(applications, single): each application is a dict of feature values, or ``{sk_id_curr}``
+        alone when features are to come from the feature store. ``single`` when the body was one object."""
+        if len(body) > self.max_body_bytes:
+            raise RequestError(413, [{"field": "body", "error": f"body is {len(body)} bytes; at most "
+                                                                  f"{self.max_body_bytes} are accepted"}])
+        try:
+            data = json.loads(body)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise RequestError(400, [{"field": "body", "error": f"malformed JSON: {exc}"}]) from None
+        single = isinstance(data, dict)
+        rows = [data] if single else data
+        if not isinstance(rows, list):
+            raise RequestError(422, [{"field": "body", "error": "expected one application (a JSON object) or a "
+                                                                "list of them"}])
+        if not rows:
+            raise RequestError(422, [{"field": "body", "error": "the list of applications is empty"}])
+        if len(rows) > self.max_rows:
+            raise RequestError(422, [{"field": "body", "error": f"{len(rows)} applications; at most "
+                                                                f"{self.max_rows} per request"}])
+        out: list[dict[str, Any]] = []
+        errors: list[dict[str, str]] = []
+        for i, row in enumerate(rows):
+            prefix = "" if single else f"[{i}]"
+            if not isinstance(row, dict):
+                errors.append({"field": prefix or "body", "error": "expected a JSON object"})
+                continue
+            if set(row) == {ID_FIELD}:  # id only: features come from the feature store
+                if type(row[ID_FIELD]) is not int:
+                    errors.append({"field": _where((ID_FIELD,), prefix), "error": "expected an integer id"})
+                else:
+                    out.append(row)
+                continue
+            try:
+                out.append(self.validator.validate_python(row).__dict__)
+            except ValidationError as exc:
+                errors += [{"field": _where(e["loc"], prefix), "error": e["msg"], "type": e["type"]}
+                           for e in exc.errors(include_url=False, include_input=False)]
+        if errors:
+            raise RequestError(422, errors)
+        return out, single

@@ -1,0 +1,260 @@
+"""Serving logic without Ray: request validation, scoring, routing, batching, the prediction log."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from starlette.requests import Request
+
+from creditrisk_assets.gold.catalogue import categorical_features, features
+from creditrisk_assets.modeling.dataset import TARGET
+from creditrisk_assets.modeling.train import train_baseline, train_xgboost
+from creditrisk_assets.resources import FolderStore, ObjectStore, ObjectStoreError
+from creditrisk_assets.settings import Settings
+from serving.app import PdService
+from serving.prediction_log import PredictionLogWriter, read_hour
+from serving.schemas import RequestError, RequestParser
+from serving.scoring import ModelInfo, Scorer, risk_band, score_frame
+
+FEATURES = features()
+NAMES = [f.name for f in FEATURES]
+CATEGORICAL = categorical_features()
+
+
+def synthetic(n: int, seed: int = 0) -> pd.DataFrame:
+    """Applications with every feature inside its contract, and a label that depends on two of them."""
+    rng = np.random.default_rng(seed)
+    cols: dict[str, Any] = {}
+    for f in FEATURES:
+        if f.data_type == "varchar":
+            cols[f.name] = rng.choice(["a", "b", "c"], n)
+        elif f.accepted_values:
+            cols[f.name] = rng.choice(list(f.accepted_values), n)
+        elif f.max_value is not None:
+            cols[f.name] = rng.integers(0, 2, n) if f.data_type != "double" else rng.uniform(0, f.max_value, n)
+        else:
+            cols[f.name] = rng.integers(0, 10, n) if f.data_type != "double" else rng.gamma(2.0, 1000.0, n)
+    frame = pd.DataFrame(cols)
+    logit = -2.5 + 3.0 * (0.5 - frame["ext_source_mean"]) + 0.8 * (frame["name_income_type"] == "a")
+    frame[TARGET] = (rng.uniform(size=n) < 1 / (1 + np.exp(-logit))).astype(int)
+    frame["sk_id_curr"] = np.arange(n) + 1000
+    return frame
+
+
+@pytest.fixture(scope="module")
+def models() -> dict[str, Any]:
+    train, valid = synthetic(3000, 1), synthetic(800, 2)
+    xgb_model = train_xgboost(train, valid, NAMES, CATEGORICAL, candidates=[{"max_depth": 3, "eta": 0.1}])
+    base = train_baseline(train, NAMES, CATEGORICAL, valid=valid)
+    return {"xgboost": xgb_model, "baseline": base, "test": synthetic(300, 3)}
+
+
+def as_request_rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    return json.loads(frame[["sk_id_curr", *NAMES]].to_json(orient="records"))
+
+
+# ---------------------------------------------------------------------- validation
+def valid_row() -> dict[str, Any]:
+    return as_request_rows(synthetic(1))[0]
+
+
+@pytest.mark.parametrize(("change", "field", "status"), [
+    ({"amt_credit": "12"}, "amt_credit", 422),  # a number as text: strict
+    ({"inst_count": 1.5}, "inst_count", 422),
+    ({"inst_count": True}, "inst_count", 422),
+    ({"ext_source_1": 1.5}, "ext_source_1", 422),  # out of the contract's [0, 1]
+    ({"ext_source_missing_count": 4}, "ext_source_missing_count", 422),
+    ({"ext_source_missing_count": True}, "ext_source_missing_count", 422),
+    ({"bogus": 1}, "bogus", 422),
+    ({"name_income_type": 7}, "name_income_type", 422),
+])
+def test_each_bad_field_is_named(change: dict[str, Any], field: str, status: int) -> None:
+    parser = RequestParser(100, 100_000)
+    with pytest.raises(RequestError) as err:
+        parser.parse(json.dumps({**valid_row(), **change}).encode())
+    assert err.value.status == status
+    assert [e["field"] for e in err.value.errors] == [field]
+
+
+def test_missing_required_field_and_list_positions_are_named() -> None:
+    parser = RequestParser(100, 100_000)
+    required = next(f.name for f in FEATURES if f.required)
+    row = valid_row()
+    bad = {k: v for k, v in row.items() if k != required}
+    with pytest.raises(RequestError) as err:
+        parser.parse(json.dumps([row, bad, 5]).encode())
+    assert {e["field"] for e in err.value.errors} == {f"[1].{required}", "[2]"}
+
+
+def test_body_level_mistakes() -> None:
+    parser = RequestParser(3, 2_000)
+    cases = {b"{": 400, b"[]": 422, b"7": 422, json.dumps([{"sk_id_curr": 1}] * 4).encode(): 422,
+             b" " * 2_001: 413, json.dumps({"sk_id_curr": "7"}).encode(): 422}
+    for body, status in cases.items():
+        with pytest.raises(RequestError) as err:
+            parser.parse(body)
+        assert err.value.status == status and err.value.errors[0]["field"] in ("body", "sk_id_curr")
+    rows, single = parser.parse(json.dumps({"sk_id_curr": 7}).encode())
+    assert rows == [{"sk_id_curr": 7}] and single
+
+
+def test_optional_fields_may_be_null_or_absent() -> None:
+    parser = RequestParser(100, 100_000)
+    optional = next(f.name for f in FEATURES if not f.required and f.data_type == "double")
+    row = valid_row()
+    (parsed,), _ = parser.parse(json.dumps({**row, optional: None}).encode())
+    assert parsed[optional] is None
+    (parsed,), _ = parser.parse(json.dumps({k: v for k, v in row.items() if k != optional}).encode())
+    assert parsed[optional] is None
+
+
+# ---------------------------------------------------------------------- scoring
+def test_risk_bands() -> None:
+    assert [risk_band(p) for p in (0.0, 0.019, 0.02, 0.07, 0.15, 0.5, 1.0)] == ["A", "A", "B", "C", "D", "E", "E"]
+
+
+@pytest.mark.parametrize("kind", ["xgboost", "baseline"])
+def test_scorer_matches_the_trained_model(models: dict[str, Any], kind: str) -> None:
+    trained, test = models[kind], models["test"]
+    scorer = Scorer(trained, ModelInfo("m", "1", "champion"), threshold=0.15)
+    pd_, contribs = scorer.score(as_request_rows(test))
+    np.testing.assert_allclose(pd_, trained.predict_pd(test), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(contribs, trained.contributions(test), rtol=1e-5, atol=1e-6)
+    out = scorer.explain(as_request_rows(test.head(3)))
+    assert all(o["decision"] == ("approve" if o["pd"] < 0.15 else "decline") for o in out)
+    assert all(set(o["reason_codes"]) <= set(NAMES) for o in out)
+
+
+def test_unknown_category_scores_as_missing(models: dict[str, Any]) -> None:
+    scorer = Scorer(models["xgboost"], ModelInfo("m", "1", "champion"), threshold=0.15)
+    row = as_request_rows(models["test"].head(1))[0]
+    unseen, missing = {**row, "name_income_type": "never-seen"}, {**row, "name_income_type": None}
+    assert scorer.score([unseen])[0][0] == scorer.score([missing])[0][0]
+
+
+def test_score_frame_keeps_columns_and_version(models: dict[str, Any]) -> None:
+    scorer = Scorer(models["xgboost"], ModelInfo("m", "7", "champion"), threshold=0.15)
+    out = score_frame(scorer, models["test"], chunk=64)
+    assert len(out) == 300 and (out["model_version"] == "7").all()
+    assert {"sk_id_curr", "pd", "decision", "risk_band", "reason_codes"} <= set(out.columns)
+
+
+# ---------------------------------------------------------------------- the service, in process
+def request(method: str, path: str, body: bytes = b"", headers: dict[str, str] | None = None) -> Request:
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": body, "more_body": False}
+    scope = {"type": "http", "method": method, "path": path, "query_string": b"", "root_path": "",
+             "headers": [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]}
+    return Request(scope, receive)
+
+
+@pytest.fixture()
+def service(tmp_path: Any, models: dict[str, Any]) -> PdService:
+    settings = Settings(home=tmp_path, serve_api_key="k3y", prediction_log_flush_s=60)
+    svc = PdService(settings)
+    svc.champion = Scorer(models["xgboost"], ModelInfo("m", "1", "champion"), 0.15)
+    svc.challenger = Scorer(models["baseline"], ModelInfo("m", "2", "challenger"), 0.15)
+    return svc
+
+
+def run(svc: PdService, req: Request) -> tuple[int, dict[str, Any]]:
+    resp = asyncio.run(svc(req))
+    return resp.status_code, json.loads(resp.body)
+
+
+def test_api_key_is_required_when_set(service: PdService, models: dict[str, Any]) -> None:
+    body = json.dumps(as_request_rows(models["test"].head(1))[0]).encode()
+    status, payload = run(service, request("POST", "/v1/predict", body))
+    assert status == 401 and payload["errors"][0]["field"] == "X-API-Key"
+    assert run(service, request("POST", "/v1/predict", body, {"X-API-Key": "wrong"}))[0] == 401
+    assert run(service, request("POST", "/v1/predict", body, {"X-API-Key": "k3y"}))[0] == 200
+
+
+def test_shadow_logs_the_challenger_and_canary_splits_traffic(service: PdService, models: dict[str, Any]) -> None:
+    rows = as_request_rows(models["test"].head(100))
+    body, key = json.dumps(rows).encode(), {"X-API-Key": "k3y"}
+    service.mode = "shadow"
+    status, shadow = run(service, request("POST", "/v1/predict", body, key))
+    assert status == 200 and {p["served_by"] for p in shadow["predictions"]} == {"champion"}
+    service.mode, service.canary_share = "canary", 0.3
+    _, canary = run(service, request("POST", "/v1/predict", body, key))
+    share = sum(p["served_by"] == "challenger" for p in canary["predictions"]) / len(rows)
+    assert 0.2 < share < 0.4
+    service.mode = "champion"
+    _, only = run(service, request("POST", "/v1/predict", body, key))
+    assert {p["model_version"] for p in only["predictions"]} == {"1"}
+    logged = pd.DataFrame.from_records(service.writer._rows)
+    first = logged[logged["request_id"] == shadow["request_id"]]
+    assert (first["shadow_version"] == "2").all() and first["shadow_pd"].notna().all()
+    last = logged[logged["request_id"] == only["request_id"]]
+    assert last["shadow_pd"].isna().all()
+
+
+def test_concurrent_requests_are_scored_in_one_batch(service: PdService, models: dict[str, Any]) -> None:
+    rows = as_request_rows(models["test"].head(20))
+    calls: list[int] = []
+    original = service._score
+
+    def counting(batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        calls.append(len(batch))
+        return original(batch)
+
+    service._score = counting  # type: ignore[method-assign]
+
+    async def many() -> list[Any]:
+        return await asyncio.gather(*(service._submit([r]) for r in rows))
+
+    results = asyncio.run(many())
+    assert calls == [20] and [r[0]["pd"] for r in results] == [o["pd"] for o in service.champion.explain(rows)]
+    asyncio.run(service._submit(rows[:1]))  # a lone request is scored at once, alone
+    assert calls == [20, 1]
+
+
+def test_health_model_and_unknown_routes(service: PdService) -> None:
+    assert run(service, request("GET", "/v1/health"))[0] == 200
+    status, model = run(service, request("GET", "/v1/model"))
+    assert status == 200 and model["champion"]["version"] == "1" and model["challenger"]["kind"] == "baseline"
+    assert run(service, request("GET", "/v1/nothing"))[0] == 404
+    assert run(service, request("DELETE", "/v1/predict"))[0] == 405
+    service.champion = None
+    assert run(service, request("GET", "/v1/health"))[0] == 503
+
+
+# ---------------------------------------------------------------------- the prediction log
+class FlakyStore(FolderStore):
+    def __init__(self, root: Any) -> None:
+        super().__init__(root)
+        self.fail = True
+
+    def put_bytes(self, key: str, data: bytes) -> None:
+        if self.fail:
+            raise ObjectStoreError("store down")
+        super().put_bytes(key, data)
+
+
+def log_rows(n: int, at: dt.datetime) -> list[dict[str, Any]]:
+    return [{"request_id": f"r{i}", "logged_at": at, "applicant_hash": None, "served_by": "champion",
+             "model_version": "1", "pd": 0.1, "decision": "approve", "amt_credit": 1.0, "name_income_type": "a"}
+            for i in range(n)]
+
+
+def test_prediction_log_flushes_by_size_and_on_close_and_keeps_rows_when_the_store_fails(tmp_path: Any) -> None:
+    store: ObjectStore = FlakyStore(tmp_path)
+    writer = PredictionLogWriter(store, NAMES, CATEGORICAL, flush_rows=10**6, flush_s=3600)
+    at = dt.datetime(2026, 10, 1, 5, 30, tzinfo=dt.UTC)
+    writer.log(log_rows(7, at))
+    assert writer.flush() == 0 and writer.failed_flushes == 1  # store down: rows kept
+    store.fail = False  # type: ignore[attr-defined]
+    writer.log(log_rows(5, at + dt.timedelta(hours=1)))
+    assert writer.close() == 0  # everything written on close
+    first, second = read_hour(store, dt.datetime(2026, 10, 1, 5)), read_hour(store, dt.datetime(2026, 10, 1, 6))
+    assert (len(first), len(second)) == (7, 5)
+    assert first["amt_credit"].dtype == "float64" and list(first.columns[:3]) == ["request_id", "logged_at",
+                                                                                  "applicant_hash"]
+    assert read_hour(store, dt.datetime(2026, 10, 1, 7)).empty
