@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-BENCHES = ["ingest", "validate", "features", "train"]
+BENCHES = ["ingest", "validate", "features", "train", "drift"]
 
 
 def main(argv: list[str]) -> int:

@@ -1,0 +1,1 @@
+"""Monitoring: feature and prediction drift (Evidently, PSI), performance once labels mature, alerts."""
