@@ -1,4 +1,4 @@
-"""``creditrisk`` command: simulate, demo, and manual model promotion / rollback."""
+"""``creditrisk`` command: simulate, demo, manual model promotion / rollback, erasure and retention."""
 
 from __future__ import annotations
 
@@ -28,7 +28,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--reason", default="manual promotion")
     sub.add_parser("rollback", help="put the previous champion back")
     sub.add_parser("models", help="list versions, aliases and the promotion history")
+    p = sub.add_parser("forget", help="erase one applicant (by national id) from silver, quarantine, gold and the "
+                       "prediction log; prints counts per table, never the id")
+    p.add_argument("--national-id", required=True)
+    sub.add_parser("retention", help="delete landing / bronze / prediction-log hours older than "
+                   "CREDITRISK_RETENTION_DAYS (0: keep); prints what was deleted")
     args = ap.parse_args(argv)
+    if args.cmd in ("forget", "retention"):
+        return privacy_main(args)
 
     from .modeling.registry import (
         CHALLENGER,
@@ -56,6 +63,27 @@ def main(argv: list[str] | None = None) -> int:
         print(f"champion: {alias_version(client, CHAMPION)}  challenger: {alias_version(client, CHALLENGER)}")
         for move in history(client):
             print(f"  {move['at']}  -> {move['version']} (from {move['previous'] or '-'}): {move['reason'][:80]}")
+    return 0
+
+
+def privacy_main(args: argparse.Namespace) -> int:
+    """``creditrisk forget`` / ``creditrisk retention`` (``creditrisk_assets/privacy.py``)."""
+    from .privacy import apply_retention, forget
+    from .resources import Lake, object_store_from_settings
+    from .settings import Settings
+
+    settings = Settings.from_env()
+    store = object_store_from_settings(settings)
+    store.check()
+    if args.cmd == "forget":
+        report = forget(settings, store, Lake(settings), args.national_id)
+        print("\n".join(report.lines()))
+        return 0
+    deleted = apply_retention(settings, store, dt.datetime.now(dt.UTC))
+    if not deleted:
+        print("retention: CREDITRISK_RETENTION_DAYS is 0, nothing deleted")
+    for name, value in deleted.items():
+        print(f"{name}: {value}")
     return 0
 
 

@@ -61,3 +61,18 @@ def report_key(kind: str, name: str) -> str:
 def prediction_log_prefix(hour: dt.datetime) -> str:
     """Raw prediction-log batches written by the serving replicas for one hour."""
     return f"serving/prediction_log/dt={hour:%Y-%m-%d}/hh={hour:%H}/"
+
+
+_HIVE_HOUR_RE = re.compile(r"(?:^|/)dt=(?P<date>\d{4}-\d{2}-\d{2})/hh=(?P<hour>\d{2})/")
+
+
+def partition_hour_of_key(key: str) -> dt.datetime | None:
+    """The hour an object belongs to: ``landing/<table>/<date>/<HH>/...`` or any ``.../dt=<date>/hh=<HH>/...``
+    key (bronze, its audit log and rejected files, the raw prediction log); None for other keys."""
+    landed = parse_landing_key(key)
+    if landed is not None:
+        return landed[1]
+    m = _HIVE_HOUR_RE.search(key)
+    if not m:
+        return None
+    return dt.datetime.strptime(f"{m['date']} {m['hour']}", "%Y-%m-%d %H")
