@@ -37,6 +37,7 @@ demo: install
 
 test: install
 	@$(BIN)/ruff check creditrisk_assets serving tests bench
+	@$(BIN)/mypy creditrisk_assets serving bench
 	@$(BIN)/python -m pytest -q tests
 
 test-unit: install
@@ -50,13 +51,15 @@ dev: install
 	@$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
 
 bench: install
+	@command -v wrk >/dev/null || { echo "bench/serving.py needs wrk: installing the Debian package"; \
+	  (apt-get update -qq && apt-get install -y -qq wrk) >/dev/null || echo "could not install wrk (run as root?)"; }
 	@$(BIN)/python -m bench
 
 lint: install
 	@$(BIN)/ruff check creditrisk_assets serving tests bench
 
 typecheck: install
-	@$(BIN)/mypy creditrisk_assets serving
+	@$(BIN)/mypy creditrisk_assets serving bench
 
 clean:
 	rm -rf .creditrisk

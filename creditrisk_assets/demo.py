@@ -1,4 +1,10 @@
-"""``make demo``: simulate hours of landed data, run bronze → silver → gold in one Dagster run, summarise.
+"""``make demo``: the whole loop on embedded defaults, end to end.
+
+Simulates 72 hours with a population shift from hour 48; ingests the first 48 hours (bronze →
+silver → gold in one Dagster run), trains and promotes a champion, serves it with Ray Serve, scores
+traffic over HTTP, monitors drift (no retrain); then the shifted hours land, monitoring sees the
+drift, the drift sensor (evaluated in this process, as the daemon would) requests
+``retrain_and_deploy``: retrain → evaluate → gate → new champion → Ray Serve reconfigured in place.
 
 Runs on the embedded defaults (folder object store under ``.creditrisk/``) or on whatever the
 ``CREDITRISK_*`` variables point at. The Dagster run is recorded in ``$DAGSTER_HOME`` so that
@@ -14,6 +20,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 
@@ -63,70 +70,222 @@ def run_profile(defs: dg.Definitions, instance: dg.DagsterInstance) -> bool:
 
 
 def check_failures(result: dg.ExecuteInProcessResult) -> list[str]:
-    return [f"{e.asset_key.to_user_string()}:{e.event_specific_data.check_name}" for e in result.all_events
-            if e.event_type_value == "ASSET_CHECK_EVALUATION" and not e.event_specific_data.passed]
+    """``asset:check`` of every failed asset check of the run (the key is on the evaluation, not the event)."""
+    return [f"{ev.asset_key.to_user_string()}:{ev.check_name}"
+            for ev in (e.event_specific_data for e in result.all_events)
+            if isinstance(ev, dg.AssetCheckEvaluation) and not ev.passed]
+
+
+def evaluate_sensor(defs: dg.Definitions, instance: dg.DagsterInstance, name: str,
+                    cursor: str | None = None) -> tuple[list[dg.RunRequest], str | None, str | None]:
+    """One tick of sensor ``name`` in this process (what the daemon does): (run requests, skip reason, cursor)."""
+    sensor = defs.resolve_sensor_def(name)
+    with dg.build_sensor_context(instance=instance, definitions=defs, cursor=cursor, sensor_name=name) as ctx:
+        data = sensor.evaluate_tick(ctx)
+    return list(data.run_requests or []), data.skip_message, data.cursor
+
+
+def run_job(defs: dg.Definitions, name: str, instance: dg.DagsterInstance,
+            tags: dict[str, str] | None = None) -> dg.ExecuteInProcessResult:
+    return defs.resolve_job_def(name).execute_in_process(instance=instance, run_config=QUIET, tags=tags,
+                                                         raise_on_error=False)
+
+
+def demo_settings(settings: Settings, env: dict[str, str]) -> Settings:
+    """Monitoring knobs scaled to the demo's 72 hours, unless the environment sets them."""
+    scaled: dict[str, Any] = {"drift_window_hours": 12, "drift_consecutive_windows": 2, "drift_lookback_windows": 4}
+    return dataclasses.replace(settings, **{k: v for k, v in scaled.items()
+                                             if f"CREDITRISK_{k.upper()}" not in env})
+
+
+def fresh_home(settings: Settings) -> None:
+    """Start from an empty embedded data home (only when everything is embedded: never touches S3 or a server)."""
+    import shutil
+
+    from serving import runtime
+
+    if settings.object_store != "folder" or settings.mlflow_tracking_uri or settings.lake_catalog:
+        print("      (external store / MLflow / catalog configured: keeping existing data)")
+        return
+    running = runtime.running_cluster(settings)
+    if running:
+        runtime.stop_cluster(running)
+    for name in ("objectstore", "lake", "mlflow.db", "mlartifacts", "serving", "dagster_home"):
+        path = settings.home / name
+        shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
+
+
+def post_json(url: str, body: object) -> dict:
+    import json
+    import urllib.request
+
+    req = urllib.request.Request(url, data=json.dumps(body).encode(), headers={"content-type": "application/json"})
+    with urllib.request.urlopen(req, timeout=30) as r:  # noqa: S310
+        return json.loads(r.read())
+
+
+def replay_traffic(url: str, ids: list[int], batch: int = 50) -> int:
+    """The loan origination system at work: score applications by id (features from the feature store)."""
+    for i in range(0, len(ids), batch):
+        post_json(url + "/predict", [{"sk_id_curr": int(x)} for x in ids[i:i + batch]])
+    return len(ids)
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="creditrisk demo", description=__doc__)
-    ap.add_argument("--hours", type=int, default=48)
+    ap.add_argument("--hours", type=int, default=72)
+    ap.add_argument("--drift-hour", type=int, default=48, help="hour the simulated population shift starts")
+    ap.add_argument("--drift", default="product_mix", help="drift scenario (see `creditrisk simulate --help`)")
     ap.add_argument("--rows-per-hour", type=int, default=300)
     ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--keep", action="store_true", help="do not clear the embedded data home first")
     args = ap.parse_args(argv)
 
-    settings = Settings.from_env()
+    settings = demo_settings(Settings.from_env(), dict(os.environ))
     if "CREDITRISK_LOG_LEVEL" not in os.environ:  # keep the terminal for the summary
         settings = dataclasses.replace(settings, log_level="WARNING")
     configure_logging(settings.log_level)
+    if not args.keep:
+        fresh_home(settings)
     store = object_store_from_settings(settings)
     if isinstance(store, S3Store):
         store.ensure_bucket()
     store.check()
     start = dt.datetime.strptime(settings.partitions_start, HOUR_FMT)
-    print(f"[1/5] simulating {args.hours} hours x {args.rows_per_hour} applications/hour into {store.uri('landing')}")
+    hour = lambda h: (start + dt.timedelta(hours=h)).strftime(HOUR_FMT)  # noqa: E731
+    steps = 8
+    print(f"[1/{steps}] simulating {args.hours} hours x {args.rows_per_hour} applications/hour into "
+          f"{store.uri('landing')}, drift `{args.drift}` from hour {args.drift_hour}")
     t0 = time.perf_counter()
     sim = simulate(SimulationConfig(start=start.strftime("%Y-%m-%dT%H:%M"), hours=args.hours,
                                     rows_per_hour=args.rows_per_hour, seed=args.seed, anomalies=DEMO_ANOMALIES,
-                                    run_name="demo"), store, progress=True)
+                                    drift=args.drift, drift_start_hour=args.drift_hour, run_name="demo"),
+                   store, progress=True)
     print(f"      {len(sim.files)} files, {sum(sim.rows.values()):,} rows, Bayes-optimal AUC "
           f"{sim.bayes_optimal_auc:.4f} ({time.perf_counter() - t0:.1f}s)")
 
-    first = start.strftime(HOUR_FMT)
-    last = (start + dt.timedelta(hours=args.hours - 1)).strftime(HOUR_FMT)
-    print(f"[2/5] bronze → silver → gold for {first} ... {last} in one Dagster run (job `ingest`)")
-    t0 = time.perf_counter()
     instance = dagster_instance(settings)
     defs = build_definitions(settings)
-    result = run_ingest(defs, first, last, instance)
+    print(f"[2/{steps}] bronze → silver → gold for hours 0–{args.drift_hour - 1} in one Dagster run (job `ingest`)")
+    t0 = time.perf_counter()
+    result = run_ingest(defs, hour(0), hour(args.drift_hour - 1), instance)
     failed_checks = check_failures(result)
     print(f"      run {result.run_id[:8]} {'succeeded' if result.success else 'FAILED'}, "
           f"{len(failed_checks)} failed asset check(s) ({time.perf_counter() - t0:.1f}s)")
+    print(f"      data profile of silver: {'ok' if run_profile(defs, instance) else 'FAILED'} "
+          f"(Evidently HTML at {store.uri('reports/profile/application.html')})")
 
-    print("[3/5] data profile of silver (Evidently HTML + markdown in the UI)")
-    profiled = run_profile(defs, instance)
-
-    print("[4/5] train, evaluate, register and gate the PD models (job `train_and_promote`, MLflow)")
+    print(f"[3/{steps}] train, evaluate, register and gate the PD models (job `train_and_promote`, MLflow)")
     t0 = time.perf_counter()
-    ml = defs.resolve_job_def("train_and_promote").execute_in_process(
-        instance=instance, run_config=QUIET)
-    evaluated, promoted = ml.output_for_node("ml__evaluation"), ml.output_for_node("ml__promotion")
+    ml = run_job(defs, "train_and_promote", instance)
+    ok = ml.success and _print_training(ml, t0)
+
+    print(f"[4/{steps}] serve the champion with Ray Serve (job `deploy_champion`; first start ~1 min)")
+    t0 = time.perf_counter()
+    deployed = run_job(defs, "deploy_champion", instance)
+    from serving import runtime
+
+    url = runtime.base_url(settings)
+    answer = post_json(url + "/predict", {"sk_id_curr": 100001}) if deployed.success else {}
+    print(f"      {url}/predict → pd {answer.get('pd')}, {answer.get('decision')}, band {answer.get('risk_band')}, "
+          f"reasons {answer.get('reason_codes')}, model v{answer.get('model_version')} "
+          f"({time.perf_counter() - t0:.1f}s)")
+    ok = ok and deployed.success
+
+    con = Lake(settings).connect_lake()
+    try:
+        ids = [r[0] for r in con.execute("SELECT sk_id_curr FROM lake.gold.applicant_features "
+                                         "ORDER BY decision_time DESC LIMIT 600").fetchall()]
+    finally:
+        con.close()
+    print(f"[5/{steps}] monitoring before the shift: {replay_traffic(url, ids)} applications scored over HTTP, "
+          "then jobs `collect_prediction_log`, `monitor` and the drift sensor")
+    time.sleep(settings.prediction_log_flush_s + 1)  # the replicas flush their log batches
+    now = dt.datetime.now(dt.UTC).replace(minute=0, second=0, microsecond=0, tzinfo=None)
+    for h in (now - dt.timedelta(hours=1), now):
+        defs.resolve_job_def("collect_prediction_log").execute_in_process(
+            instance=instance, run_config=QUIET, partition_key=h.strftime(HOUR_FMT))
+    monitor = run_job(defs, "monitor", instance)
+    requests, skip, cursor = evaluate_sensor(defs, instance, "drift_sensor")
+    print(f"      {_drift_line(monitor)}; drift sensor: {skip or f'{len(requests)} retrain request(s)'}")
+    ok = ok and monitor.success and not requests
+
+    print(f"[6/{steps}] hours {args.drift_hour}–{args.hours - 1} land (the population shifts): job `ingest`, "
+          "then `monitor`")
+    t0 = time.perf_counter()
+    later = run_ingest(defs, hour(args.drift_hour), hour(args.hours - 1), instance)
+    failed_checks += check_failures(later)
+    monitor = run_job(defs, "monitor", instance)
+    print(f"      {_drift_line(monitor)} ({time.perf_counter() - t0:.1f}s)")
+    requests, skip, cursor = evaluate_sensor(defs, instance, "drift_sensor", cursor)
+    print(f"      drift sensor: {skip or f'requests `retrain_and_deploy` ({requests[0].run_key})'}")
+
+    print(f"[7/{steps}] retrain → evaluate → gate → redeploy (job `retrain_and_deploy`)")
+    promoted_to = None
+    if requests:
+        t0 = time.perf_counter()
+        retrain = run_job(defs, "retrain_and_deploy", instance, tags=dict(requests[0].tags))
+        decision = retrain.output_for_node("ml__promotion") if retrain.success else {}
+        _print_training(retrain, t0)
+        promoted_to = decision.get("champion") if decision.get("promoted") else None
+        after = post_json(url + "/predict", {"sk_id_curr": 100001})
+        print(f"      serving now answers with model v{after.get('model_version')} "
+              f"({'the new champion' if promoted_to else 'the gate kept the champion'})")
+        ok = ok and retrain.success
+    else:
+        print("      no retrain requested")
+        ok = False
+
+    print(f"[8/{steps}] where every landed row went:")
+    ok = _print_accounting(settings, store) and ok and result.success and later.success and not failed_checks
+    reports = sorted(o.key for o in store.list("monitoring/reports/"))
+    print("\nWhere to look:")
+    print("  Dagster UI      make dev  →  http://127.0.0.1:3000  (Assets by group; Runs: the runs above; Sensors)")
+    print(f"  serving         curl -s -X POST {url}/predict -H 'content-type: application/json' -d '{{\"sk_id_curr\": 100001}}'")
+    print(f"                  {url}/model  ·  stop it with `.venv/bin/creditrisk serve stop`")
+    print(f"  drift report    {store.uri(reports[-1]) if reports else '(none)'}")
+    print(f"  MLflow UI       .venv/bin/mlflow ui --backend-store-uri {settings.resolved_mlflow_uri} --port 5000")
+    print("  models          .venv/bin/creditrisk models   (versions, aliases, promotion history)")
+    print(f"  object store    {store.uri('')}   (landing/, bronze/, lake/, reports/, serving/, monitoring/)")
+    print(f"  oracle manifest {store.uri(sim.manifest_key)}  (true PD of every application, Bayes-optimal AUC)")
+    return 0 if ok else 1
+
+
+def _print_training(result: dg.ExecuteInProcessResult, t0: float) -> bool:
+    if not result.success:
+        print("      FAILED: see the run in the Dagster UI")
+        return False
+    evaluated, promoted = result.output_for_node("ml__evaluation"), result.output_for_node("ml__promotion")
     m = evaluated["metrics"]
     print(f"      candidate pd_{evaluated['candidate']} registered as creditrisk-pd v{evaluated['version']}: "
           f"out-of-time AUC {m['auc']:.4f}, Bayes-optimal {m.get('bayes_optimal_auc', float('nan')):.4f} "
           f"(gap {m.get('oracle_auc_gap', float('nan')):+.4f}), ECE {m['ece']:.4f}")
     print(f"      gate: {'PROMOTED to champion' if promoted['promoted'] else 'refused'}; "
           f"champion is v{promoted['champion']} ({time.perf_counter() - t0:.1f}s)")
+    return True
 
-    print("[5/5] where every landed row went:")
-    audit = read_audit_log(store, Lake(settings))
+
+def _drift_line(result: dg.ExecuteInProcessResult) -> str:
+    events = result.asset_materializations_for_node("monitoring__drift") if result.success else []
+    if not events:
+        return "monitoring FAILED"
+    meta = events[0].metadata
+    passed: Any = meta["pass"].value if "pass" in meta else {}
+    windows = passed.get("windows", [])
+    shares = ", ".join(f"{w['share_drifted']:.2f}" if w["share_drifted"] is not None else w["status"]
+                       for w in windows)
+    return (f"drift share per 12 h window (oldest first): {shares}; drifted windows "
+            f"{meta['drifted_windows'].value}, retrain recommended: {meta['retrain_recommended'].value}")
+
+
+def _print_accounting(settings: Settings, store: object) -> bool:
+    audit = read_audit_log(store, Lake(settings))  # type: ignore[arg-type]
     con = Lake(settings).connect_lake()
     try:
         silver = {t: con.execute(f'SELECT count(*) FROM lake.silver."{t}"').fetchone()[0] for t in TABLE_NAMES}  # type: ignore[index]
         quarantined = dict(con.execute("SELECT table_name, count(*) FROM lake.silver.quarantine GROUP BY 1").fetchall())
         rules = con.execute("SELECT rule, count(*) FROM lake.silver.quarantine GROUP BY 1 ORDER BY 2 DESC").fetchall()
-        features = con.execute("SELECT count(*), count(*) FILTER (WHERE has_bureau_history = 1) "
-                               "FROM lake.gold.applicant_features").fetchone()
-        snapshot = Lake.snapshot_id(con)
+        features = con.execute("SELECT count(*) FROM lake.gold.applicant_features").fetchone() or (0,)
     finally:
         con.close()
     summary = audit.groupby("table_name").agg(
@@ -138,20 +297,8 @@ def main(argv: list[str] | None = None) -> int:
     summary["accounted"] = summary["bronze_rows"] == summary["silver_rows"] + summary["quarantined"]
     print(summary.to_string())
     print("      quarantine by rule: " + ", ".join(f"{r}={n}" for r, n in rules))
-    for _, r in audit[audit["status"] == "rejected"].head(3).iterrows():
-        print(f"      rejected file {r['source_key']}: {r['reason'][:90]}")
-    print(f"      gold/applicant_features: {features[0]:,} applications ({features[1]:,} with bureau history); "
-          f"lake snapshot {snapshot}")
-    print("\nWhere to look:")
-    print("  Dagster UI      make dev  →  http://127.0.0.1:3000  (Assets: bronze/*, silver/*, gold/*; Runs: the run above)")
-    print(f"  object store    {store.uri('')}   (landing/, bronze/, lake/, reports/)")
-    print(f"  profile report  {store.uri('reports/profile/application.html')}")
-    print(f"  oracle manifest {store.uri(sim.manifest_key)}  (true PD of every application, Bayes-optimal AUC)")
-    print(f"  audit log       SELECT * FROM read_parquet('{store.uri('bronze/_audit')}/**/*.parquet')")
-    print(f"  MLflow UI       .venv/bin/mlflow ui --backend-store-uri {settings.resolved_mlflow_uri} --port 5000")
-    print("  models          .venv/bin/creditrisk models   (versions, aliases, promotion history)")
-    ok = result.success and profiled and ml.success and not failed_checks and bool(summary["accounted"].all())
-    return 0 if ok else 1
+    print(f"      gold/applicant_features: {features[0]:,} applications")
+    return bool(summary["accounted"].all())
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ import dagster as dg
 from .contracts import TABLE_NAMES
 
 
-def build_jobs(partitions_def: dg.PartitionsDefinition) -> dict[str, Any]:
+def build_jobs(partitions_def: dg.PartitionsDefinition, live_partitions_def: dg.PartitionsDefinition) -> dict[str, Any]:
     return {
         "ingest": dg.define_asset_job(
             "ingest",
@@ -34,8 +34,29 @@ def build_jobs(partitions_def: dg.PartitionsDefinition) -> dict[str, Any]:
             "deploy_champion", selection=dg.AssetSelection.keys(dg.AssetKey(["serving", "deployment"])),
             description="Deploy (or reconfigure) Ray Serve with the registry's champion and challenger.",
         ),
+        "collect_prediction_log": dg.define_asset_job(
+            "collect_prediction_log", selection=dg.AssetSelection.keys(dg.AssetKey(["serving", "prediction_log"])),
+            partitions_def=live_partitions_def,
+            description="Move the serving replicas' raw prediction-log batches of the given hours into the lake.",
+        ),
+        "monitor": dg.define_asset_job(
+            "monitor", selection=dg.AssetSelection.groups("monitoring"),
+            description="Drift (Evidently, PSI) and performance of the champion over recent windows; the drift "
+                        "sensor turns sustained drift into retrain_and_deploy.",
+        ),
         "profile_silver": dg.define_asset_job(
             "profile_silver", selection=dg.AssetSelection.keys(dg.AssetKey(["silver", "profile"])),
             description="Profile every silver table (Evidently HTML + markdown).",
         ),
     }
+
+
+def build_schedules(jobs: dict[str, Any], settings: Any) -> list[dg.ScheduleDefinition]:
+    """Monitoring every hour; the optional retrain schedule when CREDITRISK_RETRAIN_CRON is set."""
+    schedules = [dg.ScheduleDefinition(name="hourly_monitoring", job=jobs["monitor"], cron_schedule="15 * * * *",
+                                       execution_timezone="UTC", default_status=dg.DefaultScheduleStatus.RUNNING)]
+    if settings.retrain_cron:
+        schedules.append(dg.ScheduleDefinition(name="scheduled_retrain", job=jobs["retrain_and_deploy"],
+                                               cron_schedule=settings.retrain_cron, execution_timezone="UTC",
+                                               default_status=dg.DefaultScheduleStatus.RUNNING))
+    return schedules

@@ -7,5 +7,7 @@ import dagster as dg
 from .settings import Settings
 
 
-def hourly_partitions(settings: Settings) -> dg.HourlyPartitionsDefinition:
-    return dg.HourlyPartitionsDefinition(start_date=settings.partitions_start, timezone="UTC")
+def hourly_partitions(settings: Settings, end_offset: int = 0) -> dg.HourlyPartitionsDefinition:
+    """Hourly partitions from ``CREDITRISK_PARTITIONS_START``; ``end_offset=1`` includes the current,
+    still open hour (the prediction log is collected while it fills)."""
+    return dg.HourlyPartitionsDefinition(start_date=settings.partitions_start, timezone="UTC", end_offset=end_offset)

@@ -38,3 +38,77 @@ def cursor_hash(cursor: str) -> str:
     import hashlib
 
     return hashlib.sha1(cursor.encode()).hexdigest()[:10]
+
+
+DRIFT_KEY = dg.AssetKey(["monitoring", "drift"])
+WATCHED_FOR_STALENESS = [dg.AssetKey(["gold", "applicant_features"]), dg.AssetKey(["serving", "prediction_log"]),
+                         DRIFT_KEY]
+
+
+def drift_run_request(metadata: dict[str, Any], source_run: str) -> dg.RunRequest | dg.SkipReason:
+    """The drift sensor's decision from a ``monitoring/drift`` materialisation's metadata.
+
+    One retrain per champion and newest drifted window: a refused retrain is not repeated until a
+    new window adds evidence (or the champion changes)."""
+    def value(key: str) -> Any:
+        v = metadata.get(key)
+        return getattr(v, "value", v)
+
+    if not value("retrain_recommended"):
+        return dg.SkipReason(f"no sustained drift (monitoring run {source_run[:8]})")
+    windows = (value("pass") or {}).get("windows", [])
+    newest = windows[-1]["end"] if windows else source_run
+    champion = str(value("champion_version"))
+    return dg.RunRequest(run_key=f"drift:champion-{champion}:{newest}",
+                         tags={"creditrisk/trigger": "drift", "creditrisk/champion_before": champion})
+
+
+def build_drift_sensor(job: Any) -> dg.SensorDefinition:
+    @dg.asset_sensor(asset_key=DRIFT_KEY, job=job, default_status=dg.DefaultSensorStatus.RUNNING,
+                     description="Requests retrain → evaluate → gate → redeploy when monitoring/drift reports drift "
+                                 "in CREDITRISK_DRIFT_CONSECUTIVE_WINDOWS consecutive windows.")
+    def drift_sensor(context: dg.SensorEvaluationContext, asset_event: dg.EventLogEntry):
+        materialization = asset_event.asset_materialization
+        assert materialization is not None
+        decision = drift_run_request(dict(materialization.metadata), asset_event.run_id)
+        if isinstance(decision, dg.RunRequest):
+            context.log.info(f"drift sustained: requesting {job.name} ({decision.run_key})")
+        return decision
+
+    return drift_sensor
+
+
+def build_alert_sensors(settings: Any) -> list[dg.SensorDefinition]:
+    """Webhook alerts for failed runs and stale assets (drift and refused promotions alert from their assets)."""
+    from .monitoring.alerts import Alert, send_alert
+    from .monitoring.loop import stale_assets
+
+    @dg.run_failure_sensor(name="run_failure_alert", default_status=dg.DefaultSensorStatus.RUNNING,
+                           description="Posts every failed run to CREDITRISK_ALERT_WEBHOOK_URL.")
+    def run_failure_alert(context: dg.RunFailureSensorContext) -> None:
+        run = context.dagster_run
+        send_alert(settings.alert_webhook_url, Alert(
+            "run_failed", f"run of {run.job_name} failed", (context.failure_event.message or "")[:500],
+            {"run id": run.run_id, "job": run.job_name}))
+
+    @dg.sensor(name="stale_assets_alert", minimum_interval_seconds=600, default_status=dg.DefaultSensorStatus.RUNNING,
+               description="Posts an alert when gold, the prediction log or drift monitoring has not been "
+                           "materialised for CREDITRISK_FRESHNESS_MAX_LAG_HOURS (once per staleness).")
+    def stale_assets_alert(context: dg.SensorEvaluationContext):
+        import json
+        import time
+
+        latest: dict[str, float | None] = {}
+        for key in WATCHED_FOR_STALENESS:
+            event = context.instance.get_latest_materialization_event(key)
+            latest[key.to_user_string()] = event.timestamp if event else None
+        stale = stale_assets(latest, time.time(), settings.freshness_max_lag_hours * 3600)
+        alerted = set(json.loads(context.cursor or "[]"))
+        for name in sorted(set(stale) - alerted):
+            send_alert(settings.alert_webhook_url, Alert(
+                "stale_asset", f"{name} is stale",
+                f"not materialised for more than {settings.freshness_max_lag_hours} h", {"asset": name}))
+        context.update_cursor(json.dumps(sorted(stale)))  # fresh again: a later staleness alerts anew
+        return dg.SkipReason(f"stale: {', '.join(stale) or 'none'}")
+
+    return [run_failure_alert, stale_assets_alert]

@@ -20,6 +20,7 @@ import datetime as dt
 import hashlib
 import json
 import logging
+import threading
 import time
 import uuid
 import zlib
@@ -55,6 +56,14 @@ class _NoMetric:
     def observe(self, *args: Any, **kwargs: Any) -> None: ...
 
 
+#: Drift gauges re-exported by every replica from ``monitoring/latest_drift.json`` (written by the
+#: ``monitoring/drift`` asset), so Prometheus scrapes drift next to the serving metrics.
+DRIFT_GAUGES = {"drift_share": "share of features drifted in the latest window",
+                "prediction_psi": "PSI of predicted PD, latest window vs the champion's reference",
+                "drift_detected": "1 when the latest window counts as drifted"}
+LATEST_DRIFT_KEY = "monitoring/latest_drift.json"
+
+
 class _Metrics:
     """Prometheus metrics through Ray's metrics agent (``ray_creditrisk_*`` on the metrics export port);
     no-ops outside Ray (unit tests call the service directly)."""
@@ -63,8 +72,11 @@ class _Metrics:
         import ray
         from ray.util import metrics
 
+        self.requests: Any
+        self.latency: Any
+        self.predictions: Any
         if not ray.is_initialized():
-            self.requests = self.latency = self.predictions = _NoMetric()  # type: ignore[assignment]
+            self.requests = self.latency = self.predictions = _NoMetric()
             return
 
         self.requests = metrics.Counter("creditrisk_requests", "HTTP requests by route and status",
@@ -73,6 +85,14 @@ class _Metrics:
                                          boundaries=LATENCY_BUCKETS_MS, tag_keys=("route",))
         self.predictions = metrics.Counter("creditrisk_predictions", "scored applications by model version",
                                            tag_keys=("model_version", "served_by"))
+        self.drift = {name: metrics.Gauge(f"creditrisk_{name}", doc)
+                      for name, doc in DRIFT_GAUGES.items()}
+
+    def set_drift(self, latest: dict[str, Any]) -> None:
+        for name, gauge in getattr(self, "drift", {}).items():
+            value = latest.get(name)
+            if isinstance(value, int | float):
+                gauge.set(float(value))
 
     def request(self, route: str, status: int, ms: float) -> None:
         self.requests.inc(1, {"route": route, "status": str(status)})
@@ -91,6 +111,9 @@ class PdService:
                                           categorical_features(), settings.prediction_log_flush_rows,
                                           settings.prediction_log_flush_s)
         self.metrics = _Metrics()
+        self.store = object_store_from_settings(settings)
+        self._drift_thread = threading.Thread(target=self._watch_drift, name="drift-gauges", daemon=True)
+        self._drift_thread.start()
         self._cache: Any = None  # gold feature cache, loaded on the first id-only request
         self._queue: list[tuple[list[dict[str, Any]], asyncio.Future[Any]]] = []
         self._draining = False
@@ -117,6 +140,13 @@ class PdService:
             current.info.alias = alias
             return current
         return await asyncio.to_thread(load_scorer, self.settings, version, alias)
+
+    def _watch_drift(self, every_s: float = 30.0) -> None:
+        """Refresh the drift gauges from the object store (best effort: monitoring may not have run)."""
+        while True:
+            with contextlib.suppress(Exception):
+                self.metrics.set_drift(json.loads(self.store.get_bytes(LATEST_DRIFT_KEY)))
+            time.sleep(every_s)
 
     # ------------------------------------------------------------------ HTTP
     async def __call__(self, request: Request) -> Response:

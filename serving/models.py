@@ -14,6 +14,8 @@ def load_scorer(settings: Settings, version: str, alias: str = "") -> Scorer:
     """The registered version ``version`` of ``creditrisk-pd`` as a Scorer, with what ``/v1/model`` shows."""
     client = registry.connect(settings.resolved_mlflow_uri, settings.mlflow_artifact_location)
     mv = client.get_model_version(registry.REGISTERED_MODEL, version)
+    if mv.run_id is None:
+        raise ValueError(f"model version {version} has no source run")
     model = mlflow.pyfunc.load_model(f"models:/{registry.REGISTERED_MODEL}/{version}")
     trained = model.unwrap_python_model().trained
     run = client.get_run(mv.run_id)

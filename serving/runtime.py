@@ -14,6 +14,7 @@ proxy is ~10× slower on this machine.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -47,6 +48,13 @@ class Cluster:
     metrics_port: int  # Prometheus metrics of the node (ray_creditrisk_* among them)
     url: str  # HTTP base of the app, e.g. http://127.0.0.1:8000/v1
 
+    @property
+    def serve_port(self) -> int:
+        """The Serve HTTP port (fixed by the first deploy to this cluster)."""
+        from urllib.parse import urlparse
+
+        return int(urlparse(self.url).port or 80)
+
 
 def serving_dir(settings: Settings) -> Path:
     path = (settings.home / "serving").resolve()
@@ -74,7 +82,9 @@ def ray_env(settings: Settings, stats_port: int, state: Path) -> dict[str, str]:
         "RAY_SERVE_ENABLE_HA_PROXY": "1", "RAY_SERVE_THROUGHPUT_OPTIMIZED": "1",
         "RAY_SERVE_HAPROXY_BINARY_PATH": str(get_haproxy_binary()),
         "RAY_SERVE_HAPROXY_NBTHREAD": "1", "RAY_SERVE_HAPROXY_METRICS_ENABLED": "0",
-        "RAY_SERVE_HAPROXY_STATS_PORT": str(stats_port),
+        # HAProxy binds its stats and Prometheus frontends on every interface: free ports per cluster,
+        # so two clusters (a test run beside `make demo`) never collide
+        "RAY_SERVE_HAPROXY_STATS_PORT": str(stats_port), "RAY_SERVE_HAPROXY_METRICS_PORT": str(_free_port()),
         "RAY_SERVE_HAPROXY_CONFIG_FILE_LOC": str(state / "haproxy.cfg"),
         "RAY_SERVE_HAPROXY_SOCKET_PATH": str(state / "admin.sock"),
         "RAY_SERVE_HAPROXY_SERVER_STATE_BASE": str(state),
@@ -133,6 +143,7 @@ def connect(address: str) -> None:
 
     if ray.is_initialized():
         ray.shutdown()
+    logging.getLogger("ray.serve").setLevel(logging.WARNING)  # the driver's "Started Serve ..." chatter
     ray.init(address=address, namespace="serve", log_to_driver=False, logging_level=logging.WARNING)
 
 
@@ -250,8 +261,23 @@ def stop_cluster(cluster: Cluster, grace_s: float = 30.0) -> None:
     else:
         os.killpg(cluster.pid, signal.SIGKILL)
     port = cluster.address.rsplit(":", 1)[-1]
+    _kill_strays(f"/tmp/crh-{port}/")  # HAProxy runs in a session of its own: not in the group above
     for scratch in (Path("/tmp") / f"ray-creditrisk-{port}", Path("/tmp") / f"crh-{port}"):
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _kill_strays(marker: str) -> None:
+    """SIGKILL every process whose command line mentions ``marker`` (this cluster's scratch path)."""
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if marker in cmdline:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(int(proc.name), signal.SIGKILL)
 
 
 def ensure_deployed(settings: Settings) -> tuple[Cluster, dict[str, Any]]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -79,3 +80,16 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     server = start_mlflow(tmp_path_factory.mktemp("mlflow"))
     yield server
     server.stop(grace_s=10)
+
+
+@pytest.fixture(scope="session")
+def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A real local Ray head (2 CPUs), shared by the serving tests; its Serve HTTP port is fixed at the
+    first deploy, so every test's settings use ``cluster.serve_port``. Stopped by process group."""
+    from serving import runtime
+    from tests.servers import free_port
+
+    settings = Settings(home=tmp_path_factory.mktemp("ray") / "home", serve_port=free_port())
+    cluster = runtime.start_cluster(settings)
+    yield cluster
+    runtime.stop_cluster(cluster, grace_s=5)

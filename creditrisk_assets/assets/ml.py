@@ -6,7 +6,7 @@ import dagster as dg
 import pandas as pd
 
 from ..metadata import md_table
-from ..modeling.dataset import TrainingSet, build_training_set
+from ..modeling.dataset import TARGET, TrainingSet, build_training_set
 from ..modeling.pipeline import (
     evaluate_model,
     evaluation_summary,
@@ -16,6 +16,7 @@ from ..modeling.pipeline import (
 )
 from ..modeling.registry import alias_version, connect
 from ..modeling.train import TrainedModel, train_baseline, train_xgboost
+from ..monitoring.alerts import Alert, send_alert
 from ..resources import Lake, ObjectStore
 from ..settings import Settings
 
@@ -99,10 +100,16 @@ def promotion(context: dg.AssetExecutionContext, ts: TrainingSet, evaluated: dic
     model = {"baseline": baseline, "xgboost": xgb}[evaluated["candidate"]]
     test = ts.part("test")
     decision = promote_if_better(client, evaluated["version"], evaluated["metrics"], model.predict_pd(test),
-                                 model.input_frame(test), settings.decision_threshold, settings.gate_policy)
+                                 model.input_frame(test), settings.decision_threshold, settings.gate_policy,
+                                 labels=test[TARGET].to_numpy())
     for reason in decision.reasons:
         (context.log.info if reason.startswith("PASS") else context.log.warning)(reason)
     champion = alias_version(client, "champion")
+    if not decision.promote:
+        send_alert(settings.alert_webhook_url, Alert(
+            "promotion_refused", f"challenger v{evaluated['version']} refused",
+            "; ".join(r for r in decision.reasons if not r.startswith("PASS"))[:1500],
+            {"challenger": evaluated["version"], "champion": str(champion or "none")}))
     return dg.Output({"promoted": decision.promote, "version": evaluated["version"], "champion": champion},
                      metadata={"decision": "promoted" if decision.promote else "refused",
                                "challenger_version": evaluated["version"], "champion_version": str(champion or ""),

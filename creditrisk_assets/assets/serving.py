@@ -33,7 +33,7 @@ def deployment(context: dg.AssetExecutionContext, settings: dg.ResourceParam[Set
 
 def build_prediction_log_asset(settings: Settings) -> dg.AssetsDefinition:
     @dg.asset(key=[SERVING, "prediction_log"], group_name=SERVING, kinds={"ducklake"},
-              partitions_def=hourly_partitions(settings), backfill_policy=dg.BackfillPolicy.single_run(),
+              partitions_def=hourly_partitions(settings, end_offset=1), backfill_policy=dg.BackfillPolicy.single_run(),
               deps=[DEPLOYMENT],
               description="Every scored application (pseudonymised id, features, PD, decision, model version, "
                           "latency, shadow score) per hour, from the replicas' raw log batches into "

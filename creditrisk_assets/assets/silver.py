@@ -32,7 +32,7 @@ def summarise_events(events: list) -> dict[tuple[str, str, str], tuple[int, int]
     return out
 
 
-def silver_metadata(run: SilverRun) -> dict[str, object]:
+def silver_metadata(run: SilverRun) -> dict[str, dg.MetadataValue | dg.TableSchema]:
     r, acc = run.result, run.accounting
     events = pd.DataFrame([{"partition": e.partition, "file": e.source_uri.rsplit("/", 1)[-1], "event": e.event,
                             "column": e.column_name, "action": e.action, "rows": e.rows_affected}

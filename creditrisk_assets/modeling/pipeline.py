@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from mlflow import MlflowClient
+from sklearn.metrics import roc_auc_score
 
 from ..resources import ObjectStore
 from ..simulate import bayes_optimal_auc
@@ -115,25 +116,40 @@ def log_and_register(client: MlflowClient, models: dict[str, TrainedModel], eval
     return candidate, logged
 
 
-def canary(client: MlflowClient, challenger_pd: np.ndarray, reference: pd.DataFrame, threshold: float) -> dict | None:
-    """Challenger vs champion on the reference set (the out-of-time test applications)."""
+def canary(client: MlflowClient, challenger_pd: np.ndarray, reference: pd.DataFrame, threshold: float,
+           labels: np.ndarray | None = None) -> dict | None:
+    """Challenger vs champion on the reference set (the out-of-time test applications).
+
+    With ``labels``, also the champion's AUC on that same set (``champion_auc``): the gate then compares
+    the two models head to head, not against the champion's AUC on its own, older test set (after a
+    drift the new set may be harder or easier for both)."""
     import mlflow.pyfunc
 
     if alias_version(client, "champion") is None:
         return None
     champion = mlflow.pyfunc.load_model("models:/creditrisk-pd@champion")
     champ_pd = np.asarray(champion.predict(reference))
-    return {"approval_delta": float((challenger_pd < threshold).mean() - (champ_pd < threshold).mean()),
-            "mean_abs_dpd": float(np.abs(challenger_pd - champ_pd).mean())}
+    out = {"approval_delta": float((challenger_pd < threshold).mean() - (champ_pd < threshold).mean()),
+           "mean_abs_dpd": float(np.abs(challenger_pd - champ_pd).mean())}
+    if labels is not None and len(np.unique(labels)) == 2:
+        out["champion_auc"] = float(roc_auc_score(labels, champ_pd))
+    return out
 
 
 def promote_if_better(client: MlflowClient, version: str, challenger_metrics: dict[str, float],
                       challenger_pd: np.ndarray, reference: pd.DataFrame, threshold: float,
-                      policy: GatePolicy, now: dt.datetime | None = None) -> Decision:
-    """Run the gate; on success move ``champion`` to ``version``. Records the decision on the version."""
+                      policy: GatePolicy, now: dt.datetime | None = None,
+                      labels: np.ndarray | None = None) -> Decision:
+    """Run the gate; on success move ``champion`` to ``version``. Records the decision on the version.
+
+    With ``labels`` (the reference set's outcomes) the performance check is head to head: the champion's
+    AUC is measured on the same out-of-time applications as the challenger's."""
     champion = alias_version(client, "champion")
     champion_metrics = version_metrics(client, champion) if champion else None
-    decision = decide(challenger_metrics, champion_metrics, canary(client, challenger_pd, reference, threshold), policy)
+    head_to_head = canary(client, challenger_pd, reference, threshold, labels)
+    if champion_metrics is not None and head_to_head and "champion_auc" in head_to_head:
+        champion_metrics = {**champion_metrics, "auc": head_to_head["champion_auc"]}
+    decision = decide(challenger_metrics, champion_metrics, head_to_head, policy)
     at = (now or dt.datetime.now(dt.UTC)).isoformat()
     client.set_model_version_tag("creditrisk-pd", version, "gate_decision", "promoted" if decision.promote else "refused")
     client.set_model_version_tag("creditrisk-pd", version, "gate_reasons", "\n".join(decision.reasons)[:4900])

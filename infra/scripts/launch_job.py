@@ -3,7 +3,7 @@
 Used by .github/workflows/nightly.yml (through `kubectl port-forward` to the webserver):
     python infra/scripts/launch_job.py --url http://127.0.0.1:3000 --job ingest \
         --partition-range 2026-10-01-00:00...2026-10-01-23:00
-    python infra/scripts/launch_job.py --url http://127.0.0.1:3000 --job monitor_and_retrain
+    python infra/scripts/launch_job.py --url http://127.0.0.1:3000 --job monitor
 A partition range becomes one run (the project's assets use BackfillPolicy.single_run()).
 Needs only `dagster-graphql` (same version as the lock's dagster). Waits for the run to finish
 with --wait and exits non-zero unless it succeeded.

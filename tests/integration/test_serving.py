@@ -6,7 +6,11 @@ shuts the app down gracefully and checks that the prediction log holds every sco
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
+import io
 import json
+import re
 import threading
 import time
 import urllib.error
@@ -14,12 +18,15 @@ import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
+import dagster as dg
 import numpy as np
+import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
+from creditrisk_assets.assets.serving import batch_scores, build_prediction_log_asset, deployment
 from creditrisk_assets.gold.catalogue import features
 from creditrisk_assets.modeling import registry
 from creditrisk_assets.modeling.dataset import build_training_set
@@ -29,7 +36,7 @@ from creditrisk_assets.settings import Settings
 from serving import runtime
 from serving.prediction_log import read_hour
 from tests.helpers import build_gold
-from tests.servers import Server, free_port
+from tests.servers import Server
 
 pytestmark = pytest.mark.integration
 SENT: dict[str, int] = {}  # request id -> applications scored (every 200 answer of the module)
@@ -51,10 +58,10 @@ def call(url: str, body: Any = None, raw: bytes | None = None, method: str | Non
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory, mlflow_server: Server) -> Iterator[dict[str, Any]]:
+def stack(tmp_path_factory: pytest.TempPathFactory, mlflow_server: Server, ray_cluster: Any) -> Iterator[dict[str, Any]]:
     home = tmp_path_factory.mktemp("serving") / "home"
     settings = Settings.from_env({"CREDITRISK_HOME": str(home), "CREDITRISK_MLFLOW_TRACKING_URI": mlflow_server.url,
-                                  "CREDITRISK_SERVE_PORT": str(free_port()), "CREDITRISK_SERVE_REPLICAS": "1",
+                                  "CREDITRISK_SERVE_PORT": str(ray_cluster.serve_port), "CREDITRISK_SERVE_REPLICAS": "1",
                                   "CREDITRISK_PREDICTION_LOG_FLUSH_S": "0.5"})
     store = object_store_from_settings(settings)
     build_gold(settings, store, hours=30)
@@ -71,13 +78,12 @@ def stack(tmp_path_factory: pytest.TempPathFactory, mlflow_server: Server) -> It
         versions.append(logged.version)
     registry.set_champion(client, versions[0], "test", "2026-10-02T00:00:00")
     client.set_registered_model_alias(registry.REGISTERED_MODEL, registry.CHALLENGER, versions[1])
-    cluster = runtime.start_cluster(settings)
-    try:
-        runtime.deploy(settings, cluster.address)
-        yield {"settings": settings, "cluster": cluster, "url": cluster.url, "versions": versions, "gold": gold,
-               "store": store, "features": ts.features}
-    finally:
-        runtime.stop_cluster(cluster, grace_s=5)
+    store.put_bytes("monitoring/latest_drift.json",  # what monitoring/drift writes; replicas re-export it
+                    json.dumps({"drift_share": 0.4, "prediction_psi": 0.12, "drift_detected": 1}).encode())
+    cluster = ray_cluster
+    runtime.deploy(settings, cluster.address)
+    yield {"settings": settings, "cluster": cluster, "url": runtime.base_url(settings), "versions": versions,
+           "gold": gold, "store": store, "features": ts.features}
 
 
 def application(gold: Any, i: int = 0) -> dict[str, Any]:
@@ -251,23 +257,40 @@ def test_metrics_are_exported_for_prometheus(stack: dict[str, Any]) -> None:
     while time.monotonic() < deadline:
         with urllib.request.urlopen(url, timeout=10) as r:  # noqa: S310
             text = r.read().decode()
-        if "ray_creditrisk_predictions" in text and "ray_creditrisk_request_latency_ms_bucket" in text:
+        if all(m in text for m in ("ray_creditrisk_predictions", "ray_creditrisk_request_latency_ms_bucket",
+                                   "ray_creditrisk_drift_share")):
             break
         time.sleep(2)
     assert 'ray_creditrisk_requests_total{' in text or "ray_creditrisk_requests{" in text, text[:2000]
     assert "ray_creditrisk_request_latency_ms_bucket" in text
     assert 'model_version="' in text and 'status="422"' in text
+    assert re.search(r"^ray_creditrisk_drift_share\{[^}]*\} 0\.4$", text, re.M), "drift gauge not exported"
+
+
+def resources(settings: Settings) -> dict[str, Any]:
+    return {"settings": settings, "store": object_store_from_settings(settings), "lake": Lake(settings)}
+
+
+def test_deployment_and_batch_scoring_assets(stack: dict[str, Any]) -> None:
+    settings = dataclasses.replace(stack["settings"], ray_address=stack["cluster"].address)
+    result = dg.materialize([deployment, batch_scores], resources=resources(settings))
+    assert result.success
+    meta = result.asset_materializations_for_node("serving__deployment")[0].metadata
+    assert meta["champion_version"].value == stack["champion"]
+    scored_meta = result.asset_materializations_for_node("serving__batch_scores")[0].metadata
+    assert scored_meta["model_version"].value == stack["champion"]
+    scored = pd.read_parquet(io.BytesIO(stack["store"].get_bytes(
+        f"serving/batch_scores/applicant_features-v{stack['champion']}.parquet")))
+    assert len(scored) == len(stack["gold"]) and scored["pd"].between(0, 1).all()
+    assert (scored["model_version"] == stack["champion"]).all()
 
 
 def test_prediction_log_is_complete_after_graceful_shutdown(stack: dict[str, Any]) -> None:
     runtime.shutdown_app(stack["cluster"].address)  # replicas flush on the way out
-    store = stack["store"]
+    store, settings = stack["store"], stack["settings"]
     keys = [o.key for o in store.list("serving/prediction_log/")]
-    hours = sorted({k.split("dt=")[1][:10] + " " + k.split("hh=")[1][:2] for k in keys})
-    import datetime as dt
-    frames = [read_hour(store, dt.datetime.strptime(h, "%Y-%m-%d %H")) for h in hours]
-    import pandas as pd
-    logged = pd.concat(frames, ignore_index=True)
+    hours = sorted({dt.datetime.strptime(k.split("dt=")[1][:10] + k.split("hh=")[1][:2], "%Y-%m-%d%H") for k in keys})
+    logged = pd.concat([read_hour(store, h) for h in hours], ignore_index=True)
     counts = logged.groupby("request_id").size().to_dict()
     assert counts == SENT  # every 200 answer of this module, every application in it, nothing else
     shadow = logged[logged["request_id"] == stack["shadow_request"]]
@@ -276,3 +299,12 @@ def test_prediction_log_is_complete_after_graceful_shutdown(stack: dict[str, Any
     assert set(canary["served_by"]) == {"champion", "challenger"}
     assert logged["applicant_hash"].str.len().eq(64).all()
     assert str(stack["gold"]["sk_id_curr"].iloc[0]) not in set(logged["applicant_hash"])
+    # the serving/prediction_log asset puts those hours (and an empty one) in the lake, idempotently
+    log_asset = build_prediction_log_asset(settings)
+    keys_ = [h.strftime("%Y-%m-%d-%H:00") for h in (hours[0] - dt.timedelta(hours=1), *hours)]
+    for _ in range(2):
+        for key in keys_:
+            assert dg.materialize([log_asset], partition_key=key, resources=resources(settings)).success
+    with Lake(settings).connect_lake() as con:
+        in_lake = con.execute("SELECT count(*) FROM lake.serving.prediction_log").fetchone()[0]
+    assert in_lake == sum(SENT.values())

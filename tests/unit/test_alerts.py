@@ -15,7 +15,7 @@ import pytest
 
 from creditrisk_assets.monitoring.alerts import Alert, send_alert
 
-SECRET_PATH = "/services/T000/B000/s3cr3t-token"
+HOOK_PATH = "/services/T000/B000/s3cr3t-token"
 
 
 @dataclass
@@ -48,7 +48,7 @@ def _serve(status: int, hang: bool = False) -> Iterator[Receiver]:
     server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    rec.url = f"http://127.0.0.1:{server.server_address[1]}{SECRET_PATH}"
+    rec.url = f"http://127.0.0.1:{server.server_address[1]}{HOOK_PATH}"
     try:
         yield rec
     finally:
@@ -82,7 +82,7 @@ def test_payload_arrives_as_slack_json(receiver: Receiver) -> None:
     assert send_alert(receiver.url, ALERT, timeout=5) is True
     assert len(receiver.received) == 1
     got = receiver.received[0]
-    assert got["path"] == SECRET_PATH
+    assert got["path"] == HOOK_PATH
     assert got["content_type"].startswith("application/json")
     msg = got["json"]
     assert "Feature drift on creditrisk-pd v3" in msg["text"] and "drift" in msg["text"]
@@ -119,7 +119,7 @@ def test_closed_port_returns_false(caplog: pytest.LogCaptureFixture) -> None:
     port = sock.getsockname()[1]
     sock.close()  # nothing listens there now
     with caplog.at_level(logging.INFO, logger="creditrisk.alerts"):
-        assert send_alert(f"http://127.0.0.1:{port}{SECRET_PATH}", ALERT, timeout=2) is False
+        assert send_alert(f"http://127.0.0.1:{port}{HOOK_PATH}", ALERT, timeout=2) is False
     assert caplog.records[-1].error == "URLError"
     assert "s3cr3t" not in caplog.text
 

@@ -626,7 +626,7 @@ def test_cd_pipeline() -> None:
 def test_nightly_backfills_and_checks_drift() -> None:
     runs = _all_runs(_workflow("nightly.yml"))
     assert "--job ingest" in runs and "--partition-range" in runs
-    assert "--job monitor_and_retrain" in runs
+    assert "--job monitor" in runs
     defined = re.findall(r'"(\w+)": dg\.define_asset_job', (ROOT / "creditrisk_assets" / "jobs.py").read_text())
     assert "ingest" in defined
 

@@ -258,3 +258,24 @@ def test_prediction_log_flushes_by_size_and_on_close_and_keeps_rows_when_the_sto
     assert first["amt_credit"].dtype == "float64" and list(first.columns[:3]) == ["request_id", "logged_at",
                                                                                   "applicant_hash"]
     assert read_hour(store, dt.datetime(2026, 10, 1, 7)).empty
+
+
+# ---------------------------------------------------------------------- config files agree with the code
+def test_serve_config_file_and_runtime_config_are_valid_and_agree(tmp_path: Any) -> None:
+    from pathlib import Path
+
+    import yaml
+    from ray.serve.schema import ServeDeploySchema
+
+    from serving.runtime import serve_config
+
+    root = Path(__file__).resolve().parents[2]
+    from_file = ServeDeploySchema.parse_obj(yaml.safe_load((root / "serving" / "config.yaml").read_text()))
+    from_code = ServeDeploySchema.parse_obj(serve_config(Settings(home=tmp_path), {"champion": "1"}))
+    for schema in (from_file, from_code):
+        (app,) = schema.applications
+        assert (app.name, app.route_prefix, app.import_path) == ("creditrisk", "/v1", "serving.app:app_builder")
+        assert [d.name for d in app.deployments] == ["PdService"]
+    ray_service = yaml.safe_load((root / "infra" / "k8s" / "base" / "rayservice.yaml").read_text())
+    (k8s_app,) = yaml.safe_load(ray_service["spec"]["serveConfigV2"])["applications"]
+    assert (k8s_app["import_path"], k8s_app["route_prefix"]) == ("serving.app:app_builder", "/v1")

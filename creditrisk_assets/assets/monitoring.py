@@ -1,0 +1,88 @@
+"""monitoring/*: drift of the champion's inputs and outputs, and its performance once labels mature."""
+
+import base64
+
+import dagster as dg
+
+from ..metadata import md_table
+from ..monitoring.alerts import Alert, send_alert
+from ..monitoring.loop import (
+    as_dict,
+    history,
+    history_png,
+    load_champion,
+    run_drift,
+    run_performance,
+    summary_markdown,
+)
+from ..resources import Lake, ObjectStore
+from ..settings import Settings
+
+MONITORING = "monitoring"
+DRIFT = dg.AssetKey([MONITORING, "drift"])
+
+
+@dg.asset(key=DRIFT, group_name=MONITORING, kinds={"evidently", "ducklake"},
+          deps=[dg.AssetKey(["gold", "applicant_features"]), dg.AssetKey(["serving", "prediction_log"])],
+          description="Evidently data drift of the champion's features (reference: its training applications) "
+                      "and PSI of its predicted PD, per recent window; HTML reports in the object store, the "
+                      "time series in `lake.monitoring.drift_metrics`. Recommends a retrain after "
+                      "`CREDITRISK_DRIFT_CONSECUTIVE_WINDOWS` drifted windows (the drift sensor acts on it).")
+def drift(context: dg.AssetExecutionContext, store: dg.ResourceParam[ObjectStore], lake: dg.ResourceParam[Lake],
+          settings: dg.ResourceParam[Settings]) -> dg.MaterializeResult:
+    champion = load_champion(settings.resolved_mlflow_uri, settings.mlflow_artifact_location)
+    if champion is None:
+        context.log.warning("no champion yet: nothing to monitor")
+        return dg.MaterializeResult(metadata={"status": "no champion", "retrain_recommended": False})
+    with lake.connect_lake() as con:
+        result = run_drift(con, store, champion, window_hours=settings.drift_window_hours,
+                           lookback=settings.drift_lookback_windows,
+                           drift_share_threshold=settings.drift_share_threshold,
+                           consecutive=settings.drift_consecutive_windows, min_rows=settings.drift_min_rows)
+        series = history(con)
+    latest = result.windows[-1] if result.windows else None
+    if latest is not None and latest.dataset_drifted:
+        send_alert(settings.alert_webhook_url, Alert(
+            "drift", f"feature drift against champion v{champion.version}",
+            f"{len(latest.drifted_columns)} drifted feature(s) in the window ending {latest.end}; "
+            f"retrain {'recommended' if result.retrain_recommended else 'not yet recommended'}",
+            {"share drifted": f"{latest.share_drifted:.2f}", "features": ", ".join(latest.drifted_columns[:8])}))
+    plot = ""
+    if not series.empty:
+        png = history_png(series, settings.drift_share_threshold, "feature drift per window")
+        plot = f"![drift over time](data:image/png;base64,{base64.b64encode(png).decode()})"
+    reports = {f"report {w.end:%m-%d %H:%M}": dg.MetadataValue.url(store.uri(w.report_key))
+               for w in result.windows if w.report_key}
+    return dg.MaterializeResult(metadata={
+        "champion_version": champion.version, "retrain_recommended": result.retrain_recommended,
+        "drifted_windows": sum(w.dataset_drifted for w in result.windows),
+        "latest_share_drifted": float(latest.share_drifted) if latest and latest.share_drifted is not None else -1.0,
+        "windows": dg.MetadataValue.md(summary_markdown(result)),
+        "drift_over_time": dg.MetadataValue.md(plot or "no drift computed yet"),
+        "pass": dg.MetadataValue.json(as_dict(result)), **reports,
+    })
+
+
+@dg.asset(key=[MONITORING, "performance"], group_name=MONITORING, kinds={"ducklake"},
+          deps=[dg.AssetKey(["gold", "applicant_features"]), dg.AssetKey(["silver", "loan_outcome"])],
+          description="The champion's AUC, calibration (ECE) and observed default rate vs mean predicted PD per "
+                      "window, counting only outcomes matured `CREDITRISK_LABEL_MATURITY_HOURS` after the decision; "
+                      "windows with no labels or one class say so.")
+def performance(context: dg.AssetExecutionContext, lake: dg.ResourceParam[Lake],
+                settings: dg.ResourceParam[Settings]) -> dg.MaterializeResult:
+    champion = load_champion(settings.resolved_mlflow_uri, settings.mlflow_artifact_location)
+    if champion is None:
+        return dg.MaterializeResult(metadata={"status": "no champion"})
+    with lake.connect_lake() as con:
+        frame = run_performance(con, champion, window_hours=settings.drift_window_hours,
+                                lookback=settings.drift_lookback_windows, maturity_hours=settings.label_maturity_hours)
+    shown = frame[["window_start", "status", "n_predictions", "n_labelled", "default_rate", "mean_pd", "auc", "ece"]] \
+        if not frame.empty else frame
+    return dg.MaterializeResult(metadata={
+        "champion_version": champion.version, "windows": dg.MetadataValue.md(md_table(shown.round(4)) if not
+                                                                                frame.empty else "no windows"),
+        "windows_ok": int((frame["status"] == "ok").sum()) if not frame.empty else 0,
+    })
+
+
+MONITORING_ASSETS = [drift, performance]
