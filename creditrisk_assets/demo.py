@@ -93,7 +93,10 @@ def run_job(defs: dg.Definitions, name: str, instance: dg.DagsterInstance,
 
 def demo_settings(settings: Settings, env: dict[str, str]) -> Settings:
     """Monitoring knobs scaled to the demo's 72 hours, unless the environment sets them."""
-    scaled: dict[str, Any] = {"drift_window_hours": 12, "drift_consecutive_windows": 2, "drift_lookback_windows": 4}
+    # the canary bound is a risk-policy knob: after a population shift approvals are expected to move,
+    # so the demo allows ±10 points (default ±5) and says so when it starts
+    scaled: dict[str, Any] = {"drift_window_hours": 12, "drift_consecutive_windows": 2, "drift_lookback_windows": 4,
+                              "canary_max_approval_delta": 0.10}
     return dataclasses.replace(settings, **{k: v for k, v in scaled.items()
                                              if f"CREDITRISK_{k.upper()}" not in env})
 
@@ -125,10 +128,17 @@ def post_json(url: str, body: object) -> dict:
 
 
 def replay_traffic(url: str, ids: list[int], batch: int = 50) -> int:
-    """The loan origination system at work: score applications by id (features from the feature store)."""
+    """The loan origination system at work: score applications by id (features from the feature store).
+    Returns how many were scored; a refused request is printed with its error body."""
+    import urllib.error
+
+    scored = 0
     for i in range(0, len(ids), batch):
-        post_json(url + "/predict", [{"sk_id_curr": int(x)} for x in ids[i:i + batch]])
-    return len(ids)
+        try:
+            scored += len(post_json(url + "/predict", [{"sk_id_curr": int(x)} for x in ids[i:i + batch]])["predictions"])
+        except urllib.error.HTTPError as exc:
+            print(f"      request refused: HTTP {exc.code} {exc.read()[:300]!r}")
+    return scored
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -154,6 +164,9 @@ def main(argv: list[str] | None = None) -> int:
     start = dt.datetime.strptime(settings.partitions_start, HOUR_FMT)
     hour = lambda h: (start + dt.timedelta(hours=h)).strftime(HOUR_FMT)  # noqa: E731
     steps = 8
+    print(f"      demo settings: drift windows of {settings.drift_window_hours} h, retrain after "
+          f"{settings.drift_consecutive_windows} drifted windows (share >= {settings.drift_share_threshold}), canary "
+          f"approval-rate tolerance ±{settings.canary_max_approval_delta}")
     print(f"[1/{steps}] simulating {args.hours} hours x {args.rows_per_hour} applications/hour into "
           f"{store.uri('landing')}, drift `{args.drift}` from hour {args.drift_hour}")
     t0 = time.perf_counter()
@@ -198,7 +211,9 @@ def main(argv: list[str] | None = None) -> int:
                                          "ORDER BY decision_time DESC LIMIT 600").fetchall()]
     finally:
         con.close()
-    print(f"[5/{steps}] monitoring before the shift: {replay_traffic(url, ids)} applications scored over HTTP, "
+    scored = replay_traffic(url, ids)
+    ok = ok and scored == len(ids)
+    print(f"[5/{steps}] monitoring before the shift: {scored} of {len(ids)} applications scored over HTTP, "
           "then jobs `collect_prediction_log`, `monitor` and the drift sensor")
     time.sleep(settings.prediction_log_flush_s + 1)  # the replicas flush their log batches
     now = dt.datetime.now(dt.UTC).replace(minute=0, second=0, microsecond=0, tzinfo=None)
@@ -227,6 +242,9 @@ def main(argv: list[str] | None = None) -> int:
         retrain = run_job(defs, "retrain_and_deploy", instance, tags=dict(requests[0].tags))
         decision = retrain.output_for_node("ml__promotion") if retrain.success else {}
         _print_training(retrain, t0)
+        if retrain.success and not decision.get("promoted"):
+            for reason in retrain.output_for_node("ml__promotion").get("reasons", []):
+                print(f"        {reason}")
         promoted_to = decision.get("champion") if decision.get("promoted") else None
         after = post_json(url + "/predict", {"sk_id_curr": 100001})
         print(f"      serving now answers with model v{after.get('model_version')} "

@@ -247,23 +247,37 @@ def stop_cluster(cluster: Cluster, grace_s: float = 30.0) -> None:
 
         if ray.is_initialized():
             ray.shutdown()
-    try:
-        os.killpg(cluster.pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
+    # every Ray process keeps the session of `ray start` (actors get process groups of their own)
+    _signal_session(cluster.pid, signal.SIGTERM)
     deadline = time.monotonic() + grace_s
-    while time.monotonic() < deadline:
-        try:
-            os.killpg(cluster.pid, 0)
-        except ProcessLookupError:
-            break
+    while time.monotonic() < deadline and _session_members(cluster.pid):
         time.sleep(0.3)
-    else:
-        os.killpg(cluster.pid, signal.SIGKILL)
+    _signal_session(cluster.pid, signal.SIGKILL)
     port = cluster.address.rsplit(":", 1)[-1]
     _kill_strays(f"/tmp/crh-{port}/")  # HAProxy runs in a session of its own: not in the group above
     for scratch in (Path("/tmp") / f"ray-creditrisk-{port}", Path("/tmp") / f"crh-{port}"):
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _session_members(sid: int) -> list[int]:
+    """PIDs of the processes in session ``sid`` (Linux ``/proc``)."""
+    members = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[3]) == sid:  # after "pid (comm)": state, ppid, pgrp, session
+            members.append(int(proc.name))
+    return members
+
+
+def _signal_session(sid: int, sig: int) -> None:
+    for pid in _session_members(sid):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, sig)
 
 
 def _kill_strays(marker: str) -> None:

@@ -73,8 +73,9 @@ def lake(settings: Settings) -> Lake:
     return Lake(settings)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """A fresh real ``mlflow server`` per test module: each module's registry (aliases, champion) is its own."""
     from tests.servers import start_mlflow
 
     server = start_mlflow(tmp_path_factory.mktemp("mlflow"))

@@ -110,7 +110,8 @@ def promotion(context: dg.AssetExecutionContext, ts: TrainingSet, evaluated: dic
             "promotion_refused", f"challenger v{evaluated['version']} refused",
             "; ".join(r for r in decision.reasons if not r.startswith("PASS"))[:1500],
             {"challenger": evaluated["version"], "champion": str(champion or "none")}))
-    return dg.Output({"promoted": decision.promote, "version": evaluated["version"], "champion": champion},
+    return dg.Output({"promoted": decision.promote, "version": evaluated["version"], "champion": champion,
+                      "reasons": list(decision.reasons)},
                      metadata={"decision": "promoted" if decision.promote else "refused",
                                "challenger_version": evaluated["version"], "champion_version": str(champion or ""),
                                "reasons": dg.MetadataValue.md("\n".join(f"- {r}" for r in decision.reasons))})

@@ -73,7 +73,9 @@ def test_drift_triggers_retrain_promotion_and_redeploy(tmp_path_factory: pytest.
         "CREDITRISK_RAY_ADDRESS": ray_cluster.address, "CREDITRISK_SERVE_PORT": str(ray_cluster.serve_port),
         "CREDITRISK_SERVE_REPLICAS": "1", "CREDITRISK_TRAIN_TRIALS": "1", "CREDITRISK_GATE_MAX_ECE": "0.05",
         "CREDITRISK_DRIFT_WINDOW_HOURS": "12", "CREDITRISK_DRIFT_CONSECUTIVE_WINDOWS": "2",
-        "CREDITRISK_ALERT_WEBHOOK_URL": webhook})
+        "CREDITRISK_ALERT_WEBHOOK_URL": webhook,
+        # risk policy for a population shift (as in the demo): approvals may move by up to 10 points
+        "CREDITRISK_CANARY_MAX_APPROVAL_DELTA": "0.10"})
     simulate(SimulationConfig(start="2026-10-01T00:00", hours=HOURS, rows_per_hour=ROWS, seed=21,
                               outcome_delay_hours=6, drift="product_mix", drift_start_hour=DRIFT_HOUR),
              object_store_from_settings(settings))
@@ -82,7 +84,8 @@ def test_drift_triggers_retrain_promotion_and_redeploy(tmp_path_factory: pytest.
 
     assert run_ingest(defs, hour(0), hour(DRIFT_HOUR - 1), instance).success
     first = run_job(defs, "retrain_and_deploy", instance)  # train, gate, serve the first champion
-    assert first.success and first.output_for_node("ml__promotion")["promoted"]
+    assert first.success
+    assert first.output_for_node("ml__promotion")["promoted"], first.output_for_node("ml__promotion")["reasons"]
     v1 = first.output_for_node("ml__promotion")["champion"]
     assert predict(settings, {"sk_id_curr": 100001})["model_version"] == v1
 
@@ -111,7 +114,7 @@ def test_drift_triggers_retrain_promotion_and_redeploy(tmp_path_factory: pytest.
     retrain = run_job(defs, "retrain_and_deploy", instance, tags=dict(requests[0].tags))
     assert retrain.success
     decision = retrain.output_for_node("ml__promotion")
-    assert decision["promoted"], "the gate refused the retrained model"
+    assert decision["promoted"], decision["reasons"]
     v2 = decision["champion"]
     assert v2 != v1
     assert predict(settings, {"sk_id_curr": 100001})["model_version"] == v2  # serving moved in place
