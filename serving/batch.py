@@ -50,7 +50,7 @@ def score_batch(settings: Settings, store: ObjectStore, lake: Lake, input_key: s
     missing = [c for c in scorer.features if c not in frame.columns]
     if missing:
         raise ValueError(f"{input_key or GOLD_TABLE} lacks feature column(s): {', '.join(missing[:10])}")
-    scored = score_frame(scorer, frame)
+    scored = score_frame(scorer, frame, reasons=settings.serve_reason_codes)
     out_key = f"serving/batch_scores/{stem}-v{version}.parquet"
     buf = io.BytesIO()
     scored.to_parquet(buf, index=False)

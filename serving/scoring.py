@@ -2,8 +2,9 @@
 
 ``Scorer`` turns validated applications (dicts of raw feature values) into PD, decision, risk
 band and reason codes. For XGBoost it builds one float matrix (categories as their training
-codes) and makes one TreeSHAP call: the contributions plus bias sum to the margin, so the PD and
-the reason codes come from the same pass. The baseline goes through its sklearn pipeline.
+codes), predicts the margin with one ``inplace_predict`` and runs exact TreeSHAP only on the rows
+that need reason codes (by default the declined ones: the reasons a lender must give). The
+baseline goes through its sklearn pipeline and its exact linear terms.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from creditrisk_assets.modeling.train import TrainedModel, _platt
 #: Upper PD bound of each risk band (the last band is open-ended).
 RISK_BANDS: tuple[tuple[str, float], ...] = (("A", 0.02), ("B", 0.05), ("C", 0.10), ("D", 0.20), ("E", 1.01))
 TOP_REASONS = 4
+#: Which rows get reason codes: every row, or only declined ones (the adverse-action notice).
+REASON_MODES = ("declined", "all")
 
 
 def risk_band(pd_: float) -> str:
@@ -72,35 +75,73 @@ class Scorer:
                 out[i, j] = v
         return out
 
+    def predict(self, rows: list[dict[str, Any]]) -> np.ndarray:
+        """PD per row (no explanations): one vectorised ``inplace_predict`` for XGBoost."""
+        return self._pd(self._prepare(rows))
+
     def score(self, rows: list[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray]:
         """(PD per row, contributions per row and feature to the log-odds of default)."""
-        t = self.trained
-        if t.kind == "xgboost":
-            dm = xgb.DMatrix(self.matrix(rows), feature_names=t.model.feature_names,
-                             feature_types=t.model.feature_types, enable_categorical=True, nthread=1)
-            contribs = t.model.predict(dm, pred_contribs=True, iteration_range=self.iterations)
-            raw = 1.0 / (1.0 + np.exp(-contribs.sum(axis=1)))
-            pd_ = raw if t.platt is None else _platt(raw, *t.platt)
-            return pd_, contribs[:, :-1]
-        frame = pd.DataFrame.from_records(rows, columns=self.features)
-        return t.predict_pd(frame), t.contributions(frame)
+        prepared = self._prepare(rows)
+        return self._pd(prepared), self._contributions(prepared)
 
-    def explain(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """Per row: pd, decision, risk band and adverse reason codes."""
-        pd_, contribs = self.score(rows)
-        reasons = reason_codes(contribs, self.features, top_k=TOP_REASONS)
+    def explain(self, rows: list[dict[str, Any]], reasons: str = "all",
+                force: list[bool] | None = None) -> list[dict[str, Any]]:
+        """Per row: pd, decision, risk band and adverse reason codes.
+
+        ``reasons="all"`` explains every row; ``"declined"`` only the declined ones (the adverse-action
+        notice a lender owes; approved rows get ``[]`` unless ``force`` marks them). Exact TreeSHAP is
+        ~1 ms per row on a 300-tree model, 5x the prediction itself, so this is the serving hot path."""
+        if reasons not in REASON_MODES:
+            raise ValueError(f"reasons={reasons!r}: expected one of {', '.join(REASON_MODES)}")
+        prepared = self._prepare(rows)
+        pd_ = self._pd(prepared)
+        want = np.ones(len(rows), dtype=bool) if reasons == "all" else pd_ >= self.threshold
+        if force is not None:
+            want |= np.asarray(force, dtype=bool)
+        codes: list[list[str]] = [[] for _ in rows]
+        idx = np.flatnonzero(want)
+        if idx.size:
+            contribs = self._contributions(self._take(prepared, idx))
+            for i, r in zip(idx.tolist(), reason_codes(contribs, self.features, top_k=TOP_REASONS), strict=True):
+                codes[i] = r
         return [{"pd": round(float(p), 6), "decision": "approve" if p < self.threshold else "decline",
                  "risk_band": risk_band(float(p)), "reason_codes": r}
-                for p, r in zip(pd_.tolist(), reasons, strict=True)]
+                for p, r in zip(pd_.tolist(), codes, strict=True)]
+
+    # the model-kind specific parts: a float matrix for XGBoost, a frame for the sklearn baseline
+    def _prepare(self, rows: list[dict[str, Any]]) -> Any:
+        if self.trained.kind == "xgboost":
+            return self.matrix(rows)
+        return pd.DataFrame.from_records(rows, columns=self.features)
+
+    def _take(self, prepared: Any, idx: np.ndarray) -> Any:
+        return prepared[idx] if isinstance(prepared, np.ndarray) else prepared.iloc[idx]
+
+    def _pd(self, prepared: Any) -> np.ndarray:
+        t = self.trained
+        if t.kind != "xgboost":
+            return t.predict_pd(prepared)
+        margin = t.model.inplace_predict(prepared, iteration_range=self.iterations, predict_type="margin")
+        raw = 1.0 / (1.0 + np.exp(-np.asarray(margin, dtype=np.float64)))
+        return raw if t.platt is None else _platt(raw, *t.platt)
+
+    def _contributions(self, prepared: Any) -> np.ndarray:
+        t = self.trained
+        if t.kind != "xgboost":
+            return t.contributions(prepared)
+        dm = xgb.DMatrix(prepared, feature_names=t.model.feature_names, feature_types=t.model.feature_types,
+                         enable_categorical=True, nthread=1)
+        return t.model.predict(dm, pred_contribs=True, iteration_range=self.iterations)[:, :-1]
 
 
-def score_frame(scorer: Scorer, frame: pd.DataFrame, chunk: int = 10_000) -> pd.DataFrame:
-    """Batch scoring: pd, decision, band and reasons for every row of ``frame`` (any extra columns kept)."""
+def score_frame(scorer: Scorer, frame: pd.DataFrame, chunk: int = 10_000, reasons: str = "all") -> pd.DataFrame:
+    """Batch scoring: pd, decision, band and reasons (per ``reasons``) for every row of ``frame``
+    (any extra columns kept)."""
     parts = []
     for start in range(0, len(frame), chunk):
         part = frame.iloc[start:start + chunk]
         rows = part.astype(object).where(part.notna(), None).to_dict("records")
-        parts.append(pd.DataFrame(scorer.explain(rows), index=part.index))
+        parts.append(pd.DataFrame(scorer.explain(rows, reasons), index=part.index))
     scored = pd.concat(parts) if parts else pd.DataFrame(columns=["pd", "decision", "risk_band", "reason_codes"])
     out = frame.join(scored)
     out["reason_codes"] = out["reason_codes"].map(lambda r: ",".join(r) if isinstance(r, list) else "")

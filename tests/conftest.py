@@ -13,6 +13,12 @@ from creditrisk_assets.settings import Settings
 from tests.servers import Server, start_seaweedfs
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run the tests that need the Ray cluster last, one after another: the session-scoped cluster then
+    starts late and is not idling (~15% of a core) through the rest of the suite."""
+    items.sort(key=lambda item: "ray_cluster" in getattr(item, "fixturenames", ()))
+
+
 @pytest.fixture()
 def settings(tmp_path: Path) -> Settings:
     return Settings.from_env({"CREDITRISK_HOME": str(tmp_path / "home")})

@@ -131,4 +131,7 @@ def start_mlflow(workdir: Path) -> Server:
     cmd = [str(BIN / "mlflow"), "server", "--backend-store-uri", f"sqlite:///{workdir / 'mlflow.db'}",
            "--default-artifact-root", str(workdir / "artifacts"), "--host", "127.0.0.1", "--port", str(port),
            "--workers", "1"]
-    return _start("mlflow", cmd, workdir / "mlflow.log", lambda: http_ok(url + "/health"), url, timeout_s=120)
+    # MLflow 3's job runner (GenAI jobs and trace roll-ups, unused here) starts ~10 huey consumers that poll
+    # all the time: ~40% of a core on this 2-core machine, for every server a test module starts
+    return _start("mlflow", cmd, workdir / "mlflow.log", lambda: http_ok(url + "/health"), url, timeout_s=120,
+                  env={"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"})

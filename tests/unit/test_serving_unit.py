@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import json
 from typing import Any
@@ -131,6 +132,24 @@ def test_scorer_matches_the_trained_model(models: dict[str, Any], kind: str) -> 
     assert all(set(o["reason_codes"]) <= set(NAMES) for o in out)
 
 
+@pytest.mark.parametrize("kind", ["xgboost", "baseline"])
+def test_reason_codes_only_for_declined_rows_unless_asked(models: dict[str, Any], kind: str) -> None:
+    scorer = Scorer(models[kind], ModelInfo("m", "1", "champion"), threshold=0.15)
+    rows = as_request_rows(models["test"])
+    full, declined_only = scorer.explain(rows, "all"), scorer.explain(rows, "declined")
+    decisions = [o["decision"] for o in full]
+    assert 0 < decisions.count("decline") < len(rows)  # both kinds present, or the test proves nothing
+    np.testing.assert_allclose([o["pd"] for o in declined_only], [o["pd"] for o in full])
+    np.testing.assert_allclose(scorer.predict(rows), scorer.score(rows)[0], rtol=1e-5, atol=1e-6)
+    for a, d in zip(full, declined_only, strict=True):
+        assert d["reason_codes"] == (a["reason_codes"] if a["decision"] == "decline" else [])
+    assert any(a["reason_codes"] for a in full if a["decision"] == "approve")  # "all" explains approvals too
+    forced = scorer.explain(rows[:5], "declined", force=[True] * 5)
+    assert [o["reason_codes"] for o in forced] == [o["reason_codes"] for o in full[:5]]
+    with pytest.raises(ValueError, match="reasons"):
+        scorer.explain(rows, "some")
+
+
 def test_unknown_category_scores_as_missing(models: dict[str, Any]) -> None:
     scorer = Scorer(models["xgboost"], ModelInfo("m", "1", "champion"), threshold=0.15)
     row = as_request_rows(models["test"].head(1))[0]
@@ -146,10 +165,11 @@ def test_score_frame_keeps_columns_and_version(models: dict[str, Any]) -> None:
 
 
 # ---------------------------------------------------------------------- the service, in process
-def request(method: str, path: str, body: bytes = b"", headers: dict[str, str] | None = None) -> Request:
+def request(method: str, path: str, body: bytes = b"", headers: dict[str, str] | None = None,
+            query: bytes = b"") -> Request:
     async def receive() -> dict[str, Any]:
         return {"type": "http.request", "body": body, "more_body": False}
-    scope = {"type": "http", "method": method, "path": path, "query_string": b"", "root_path": "",
+    scope = {"type": "http", "method": method, "path": path, "query_string": query, "root_path": "",
              "headers": [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]}
     return Request(scope, receive)
 
@@ -201,9 +221,9 @@ def test_concurrent_requests_are_scored_in_one_batch(service: PdService, models:
     calls: list[int] = []
     original = service._score
 
-    def counting(batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def counting(batch: list[dict[str, Any]], force: list[bool] | None = None) -> list[dict[str, Any]]:
         calls.append(len(batch))
-        return original(batch)
+        return original(batch, force)
 
     service._score = counting  # type: ignore[method-assign]
 
@@ -214,6 +234,25 @@ def test_concurrent_requests_are_scored_in_one_batch(service: PdService, models:
     assert calls == [20] and [r[0]["pd"] for r in results] == [o["pd"] for o in service.champion.explain(rows)]
     asyncio.run(service._submit(rows[:1]))  # a lone request is scored at once, alone
     assert calls == [20, 1]
+
+    service.settings = dataclasses.replace(service.settings, serve_batch_max_rows=8)  # the rest waits a turn
+    calls.clear()
+    results = asyncio.run(many())
+    assert calls == [8, 8, 4] and [r[0]["pd"] for r in results] == [o["pd"] for o in service.champion.explain(rows)]
+
+
+def test_reasons_query_parameter(service: PdService, models: dict[str, Any]) -> None:
+    rows = as_request_rows(models["test"].head(60))
+    body, key = json.dumps(rows).encode(), {"X-API-Key": "k3y"}
+    service.mode = "champion"
+    _, default = run(service, request("POST", "/v1/predict", body, key))
+    _, every = run(service, request("POST", "/v1/predict", body, key, query=b"reasons=all"))
+    approved = [i for i, p in enumerate(every["predictions"]) if p["decision"] == "approve"]
+    assert approved and all(default["predictions"][i]["reason_codes"] == [] for i in approved)
+    assert any(every["predictions"][i]["reason_codes"] for i in approved)
+    for query, field in ((b"reasons=some", "query.reasons"), (b"explain=1", "query.explain")):
+        status, payload = run(service, request("POST", "/v1/predict", body, key, query=query))
+        assert status == 422 and payload["errors"][0]["field"] == field
 
 
 def test_health_model_and_unknown_routes(service: PdService) -> None:
