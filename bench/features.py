@@ -14,14 +14,14 @@ from __future__ import annotations
 import datetime as dt
 import re
 import time
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from bench.common import silver_setup
 from creditrisk_assets.contracts import TABLES
-from creditrisk_assets.gold.build import run_dbt
-from creditrisk_assets.gold.profiles import PROJECT_DIR
+from creditrisk_assets.gold.build import run_dbt, target_dir
 
 CHECK = ["bureau_credit_count", "bureau_worst_dpd_bucket", "prev_refused_count", "inst_late_count",
          "cc_months_count", "credit_income_ratio"]
@@ -82,14 +82,14 @@ def pandas_features(silver: dict[str, pd.DataFrame]) -> pd.DataFrame:
     return out.reset_index()
 
 
-def compiled_sql() -> list[tuple[str, str, str]]:
+def compiled_sql(settings: Any) -> list[tuple[str, str, str]]:
     """(kind, relation, select) for every model, in dependency order, from dbt's compiled SQL."""
     order = ["staging/stg_" + t for t in TABLES] + [
         "intermediate/int_applications_in_window", "intermediate/int_bureau_by_applicant",
         "intermediate/int_bureau_balance_by_applicant", "intermediate/int_previous_applications_by_applicant",
         "intermediate/int_installments_by_applicant", "intermediate/int_credit_card_by_applicant",
         "marts/applicant_features"]
-    base = PROJECT_DIR / "target" / "compiled" / "creditrisk" / "models"
+    base = target_dir(settings) / "compiled" / "creditrisk" / "models"
     out = []
     for path in order:
         sql = (base / f"{path}.sql").read_text()
@@ -118,7 +118,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     con = lake.connect_lake(threads=2)
     con.execute(f"ATTACH '{settings.resolved_lake_dir / 'dbt.duckdb'}' AS dbt")
     statements = []
-    for kind, name, sql in compiled_sql():
+    for kind, name, sql in compiled_sql(settings):
         target = f"lake.gold.{name}_rawsql" if kind == "table" else f"dbt.main.{name}_rawsql"
         sql = re.sub(r'"dbt"\."main"\."(\w+)"', r'"dbt"."main"."\1_rawsql"', sql)
         statements.append(f"CREATE OR REPLACE {kind.upper()} {target} AS {sql}")

@@ -131,8 +131,10 @@ class PdService:
         challenger = await self._load(challenger_version, "challenger", self.challenger) if challenger_version else None
         self.champion, self.challenger, self.mode, self.canary_share = champion, challenger, mode, share
         self.config_hash = config_hash(config)
-        # the models, schemas and caches live as long as the replica: move them out of the cyclic GC's
-        # generations, so collections triggered on the request path do not re-scan them (tail latency)
+        # the models, schemas and caches live until the next reconfigure: move them out of the cyclic GC's
+        # generations, so collections triggered on the request path do not re-scan them (tail latency);
+        # unfreeze first, so the models this swap replaced can still be collected
+        gc.unfreeze()
         gc.collect()
         gc.freeze()
         log.info("serving configured", extra={"champion": champion_version, "challenger": challenger_version,
