@@ -29,9 +29,19 @@ RUN groupadd --system --gid 10001 creditrisk \
 COPY --from=build /opt/venv /opt/venv
 COPY --from=build --chown=10001:10001 /app /app
 WORKDIR /app
+# The commit this image is built from, recorded with every trained model (the build context has no
+# .git): `docker build --build-arg GIT_SHA="$(git rev-parse HEAD)" .`; a missing or malformed SHA
+# fails the build. Late, so a new commit rebuilds none of the layers above.
+ARG GIT_SHA
+RUN case "${GIT_SHA:-x}" in *[!0-9a-f]*) GIT_SHA="";; esac \
+ && if [ "${#GIT_SHA}" -ne 40 ] && [ "${#GIT_SHA}" -ne 64 ]; then \
+      echo "GIT_SHA must be a full commit SHA: docker build --build-arg GIT_SHA=\"\$(git rev-parse HEAD)\" ." >&2; exit 1; \
+    fi \
+ && printf '%s\n' "${GIT_SHA}" > /app/GIT_SHA
+# No DAGSTER_HOME here: whoever runs Dagster sets it (the Helm chart, K8sRunLauncher's run pods), and
+# CREDITRISK_ENV=production checks the dagster.yaml of a set DAGSTER_HOME, which serving pods must not have.
 ENV PATH=/opt/venv/bin:$PATH \
     CREDITRISK_HOME=/data \
-    DAGSTER_HOME=/data/dagster_home \
     CREDITRISK_SERVE_HOST=0.0.0.0 \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1

@@ -3,16 +3,22 @@
 Every default is embedded and local: a folder object store, DuckDB/DuckLake files, MLflow on
 SQLite and a local Ray, all under one data home (``.creditrisk/`` in the working directory).
 The same code runs against real servers by setting the variables below; nothing else reads
-``os.environ``.
+``os.environ``. ``CREDITRISK_ENV=production`` refuses the embedded defaults that must not reach
+production (the public PII key, an open serving API, SQLite / file stores); see ``production_problems``.
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import Field, dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+import yaml  # type: ignore[import-untyped]  # types-PyYAML is not in the dev dependencies
 
 if TYPE_CHECKING:
     from .modeling.gate import GatePolicy
@@ -22,6 +28,13 @@ PREFIX = "CREDITRISK_"
 #: The embedded pseudonymisation key. It is public (it is in this file): for local use only.
 LOCAL_ONLY_PII_KEY = "local-only-insecure-pii-key-do-not-use-in-production"
 
+ENVS = ("local", "production")
+
+#: A full commit SHA (SHA-1, or SHA-256 in a sha256 repository), as ``git rev-parse HEAD`` prints it.
+GIT_SHA_PATTERN = re.compile(r"[0-9a-f]{40}(?:[0-9a-f]{24})?")
+
+log = logging.getLogger("creditrisk.settings")
+
 
 class SettingsError(ValueError):
     """A setting has a value that cannot be used; the message names the variable."""
@@ -29,8 +42,9 @@ class SettingsError(ValueError):
 
 @dataclass(frozen=True)
 class Settings:
-    """Every knob of the platform. Field ``x`` is read from ``CREDITRISK_X``."""
+    """Every knob of the platform. Field ``x`` is read from ``CREDITRISK_X`` (``dagster_home``: ``DAGSTER_HOME``)."""
 
+    env: str = field(default="local", metadata={"doc": "`local` or `production`: production refuses the public PII key, an empty serving API key, and SQLite / file stores for MLflow, the DuckLake catalog and Dagster's storage"})
     home: Path = field(default=Path(".creditrisk"), metadata={"doc": "data home: every embedded default lives below it"})
     object_store: str = field(default="folder", metadata={"doc": "`folder` or `s3`"})
     store_root: Path | None = field(default=None, metadata={"doc": "folder backend root (default `<home>/objectstore`)"})
@@ -83,6 +97,10 @@ class Settings:
     partitions_start: str = field(default="2026-10-01-00:00", metadata={"doc": "first hourly partition (`YYYY-MM-DD-HH:MM`, UTC)"})
     sensor_interval_s: int = field(default=30, metadata={"doc": "how often the landing sensor looks for new hours"})
     log_level: str = field(default="INFO", metadata={"doc": "log level of the creditrisk loggers"})
+    git_sha: str = field(default="", metadata={"doc": "commit recorded with every trained model (default: the image's `/app/GIT_SHA`, else `git rev-parse HEAD`)"})
+    # Dagster's own variable, not a CREDITRISK_ one: read so that production can check the instance's
+    # storage. Not in ``describe()``: serving replicas get the CREDITRISK_* settings only (no Dagster there).
+    dagster_home: Path | None = field(default=None, metadata={"var": "DAGSTER_HOME", "doc": "Dagster instance directory (its `dagster.yaml`)"})
 
     # ------------------------------------------------------------------ derived paths
     @property
@@ -129,7 +147,7 @@ class Settings:
         env = os.environ if env is None else env
         kwargs: dict[str, Any] = {}
         for f in fields(cls):
-            var = PREFIX + f.name.upper()
+            var = _var(f)
             if var not in env or env[var] == "":
                 continue
             raw = env[var]
@@ -139,6 +157,8 @@ class Settings:
         return settings
 
     def validate(self) -> None:
+        if self.env not in ENVS:
+            raise SettingsError(f"CREDITRISK_ENV={self.env!r}: expected local or production")
         if self.object_store not in ("folder", "s3"):
             raise SettingsError(
                 f"CREDITRISK_OBJECT_STORE={self.object_store!r}: expected 'folder' or 's3'"
@@ -157,15 +177,93 @@ class Settings:
             raise SettingsError(f"CREDITRISK_SERVE_PROXY={self.serve_proxy!r}: expected haproxy or default")
         if self.object_store == "s3" and not self.s3_bucket:
             raise SettingsError("CREDITRISK_S3_BUCKET is empty: name the bucket to use")
+        if self.git_sha and not GIT_SHA_PATTERN.fullmatch(self.git_sha):
+            raise SettingsError(f"CREDITRISK_GIT_SHA={self.git_sha[:50]!r}: expected a full commit SHA "
+                                "(`git rev-parse HEAD`)")
+        if self.env == "production":
+            problems = self.production_problems()
+            if problems:
+                raise SettingsError(f"CREDITRISK_ENV=production refuses {len(problems)} setting(s): "
+                                    + "; ".join(problems))
+
+    def production_problems(self) -> list[str]:
+        """What production must not run with, one phrase each, starting with the variable to fix."""
+        problems = []
+        if self.uses_local_pii_key:
+            problems.append("CREDITRISK_PII_KEY is unset or the public local-only key: set a secret key")
+        if not self.serve_api_key:
+            problems.append("CREDITRISK_SERVE_API_KEY is empty, so /v1/predict is open: set a secret key")
+        if _local_mlflow_store(self.mlflow_tracking_uri):
+            shown = "empty (SQLite under the data home)" if not self.mlflow_tracking_uri else "a local store"
+            problems.append(f"CREDITRISK_MLFLOW_TRACKING_URI is {shown}: set the tracking server's URL (http(s)://...)")
+        if not self.lake_catalog.startswith("postgres:"):
+            shown = "empty (SQLite under the lake dir)" if not self.lake_catalog else "not a Postgres catalog"
+            problems.append(f"CREDITRISK_LAKE_CATALOG is {shown}: set postgres:<dsn>")
+        if self.dagster_home is not None:
+            problem = _dagster_storage_problem(self.dagster_home)
+            if problem:
+                problems.append(problem)
+        return problems
 
     def describe(self) -> list[dict[str, str]]:
         """Rows for the settings table (secrets masked)."""
         rows = []
         for f in fields(self):
+            if not _var(f).startswith(PREFIX):
+                continue
             value = getattr(self, f.name)
             shown = "***" if f.metadata.get("secret") and value else str(value if value is not None else "")
-            rows.append({"variable": PREFIX + f.name.upper(), "value": shown, "doc": f.metadata.get("doc", "")})
+            rows.append({"variable": _var(f), "value": shown, "doc": f.metadata.get("doc", "")})
         return rows
+
+
+def _var(f: Field[Any]) -> str:
+    """The environment variable a field is read from: ``CREDITRISK_<NAME>`` unless it names another."""
+    return str(f.metadata.get("var", PREFIX + f.name.upper()))
+
+
+def _local_mlflow_store(uri: str) -> bool:
+    """Empty (the embedded SQLite default), ``sqlite:``, ``file:`` or a plain path: a store on this disk."""
+    if uri == "databricks":
+        return False
+    scheme = urlsplit(uri).scheme.lower()
+    return not uri or len(scheme) <= 1 or scheme in ("sqlite", "file")  # one letter: a Windows drive
+
+
+def _is_postgres(storage: object) -> bool:
+    """A Dagster per-kind storage entry (``module:`` / ``class:``) backed by dagster_postgres."""
+    return isinstance(storage, dict) and (str(storage.get("module", "")).startswith("dagster_postgres")
+                                          or str(storage.get("class", "")).startswith("Postgres"))
+
+
+def _dagster_storage_problem(dagster_home: Path) -> str | None:
+    """Why the Dagster instance at ``dagster_home`` is not on Postgres, or None when it is."""
+    path = dagster_home / "dagster.yaml"
+    where = f"DAGSTER_HOME/dagster.yaml `storage` ({path})"
+    fix = "configure `storage: postgres:` (dagster_postgres)"
+    if not path.is_file():
+        return f"{where} is missing, so Dagster keeps runs and events in SQLite: {fix}"
+    try:
+        config = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        return f"{where} cannot be read ({type(exc).__name__}): {fix}"
+    if config is None:
+        config = {}
+    if not isinstance(config, dict):
+        return f"{where} is not a YAML mapping: {fix}"
+    storage = config.get("storage")
+    if storage is not None:
+        if isinstance(storage, dict) and set(storage) == {"postgres"}:
+            return None
+        kinds = ", ".join(sorted(storage)) if isinstance(storage, dict) else type(storage).__name__
+        return f"{where} is {kinds}, not postgres: {fix}"
+    # the per-kind form (what Dagster's Helm chart writes): each kind falls back to SQLite when absent
+    per_kind = ("run_storage", "event_log_storage", "schedule_storage")
+    local = [k for k in per_kind if not _is_postgres(config.get(k))]
+    if local:
+        return (f"{where} is not Postgres for {', '.join(local)} (absent means SQLite): {fix} "
+                f"(or dagster_postgres for each of {', '.join(per_kind)})")
+    return None
 
 
 def _coerce(var: str, raw: str, annotation: Any) -> Any:
@@ -183,5 +281,10 @@ def _coerce(var: str, raw: str, annotation: Any) -> Any:
 
 
 def get_settings() -> Settings:
-    """The process-wide settings (read once per call; cheap)."""
-    return Settings.from_env()
+    """The process-wide settings (read once per call; cheap). Used where the code location loads:
+    there, a local env with the public PII key is said once, as a warning."""
+    settings = Settings.from_env()
+    if settings.uses_local_pii_key:
+        log.warning("CREDITRISK_PII_KEY is the public local-only key: pseudonyms are not secret "
+                    "(set a secret key; CREDITRISK_ENV=production refuses this)")
+    return settings

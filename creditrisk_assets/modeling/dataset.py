@@ -19,15 +19,23 @@ import pandas as pd
 
 from ..gold.catalogue import categorical_features, features
 from ..gold.profiles import PROJECT_DIR
+from ..settings import GIT_SHA_PATTERN, Settings
 
 TARGET = "TARGET"
 SPLITS = ("train", "valid", "test")
 FAIRNESS_COLUMNS = ("gender", "age_band")  # kept out of the features, used to audit them
 AGE_BANDS = [(18, 25), (25, 35), (35, 50), (50, 65), (65, 200)]
+REPO_DIR = PROJECT_DIR.parent
+#: The image build writes the commit it was built from here (Dockerfile ``ARG GIT_SHA``): an image has no ``.git``.
+GIT_SHA_FILE = REPO_DIR / "GIT_SHA"
 
 
 class TrainingDataError(ValueError):
     """The training data cannot give a trustworthy model; the message names the problem."""
+
+
+class GitShaError(RuntimeError):
+    """No commit can be named for the running code; the message says how to provide one."""
 
 
 @dataclass
@@ -93,12 +101,29 @@ def dbt_manifest_hash() -> str:
     return hashlib.sha256(manifest.read_bytes()).hexdigest()[:16] if manifest.exists() else "unknown"
 
 
-def git_sha(repo: Path = PROJECT_DIR.parent) -> str:
+def git_sha(setting: str | None = None, sha_file: Path = GIT_SHA_FILE, repo: Path = REPO_DIR) -> str:
+    """The commit of the running code, recorded with every model: ``setting`` (default
+    ``CREDITRISK_GIT_SHA``), else ``sha_file`` (written by the image build), else ``git rev-parse HEAD``
+    in ``repo``. Never a placeholder: raises GitShaError when none of them names a commit."""
+    if setting is None:
+        setting = Settings.from_env().git_sha
+    if setting:
+        return setting  # Settings checked its form
+    if sha_file.is_file():
+        text = sha_file.read_text().strip()
+        if not GIT_SHA_PATTERN.fullmatch(text):
+            raise GitShaError(f"{sha_file} holds {text[:50]!r}, not a commit SHA: rebuild the image with "
+                              "--build-arg GIT_SHA=$(git rev-parse HEAD)")
+        return text
     try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True,
-                              timeout=5).stdout.strip() or "unknown"
+        done = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, timeout=5)
+        head = done.stdout.strip() if done.returncode == 0 else ""
     except (OSError, subprocess.SubprocessError):
-        return "unknown"
+        head = ""
+    if GIT_SHA_PATTERN.fullmatch(head):
+        return head
+    raise GitShaError(f"no git commit for the code in {repo}: set CREDITRISK_GIT_SHA, build the image with "
+                      f"--build-arg GIT_SHA=$(git rev-parse HEAD) (it writes {sha_file.name}) or run from a git checkout")
 
 
 def build_training_set(con: duckdb.DuckDBPyConnection, as_of: dt.datetime | None = None,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import subprocess
 from pathlib import Path
 
 import dagster as dg
@@ -37,6 +38,8 @@ def ml_settings(tmp_path_factory: pytest.TempPathFactory, mlflow_server: Server)
 
 def test_train_evaluate_register_and_promote_through_dagster(ml_settings: Settings, mlflow_server: Server,
                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parents[2], capture_output=True,
+                          text=True, check=True).stdout.strip()  # a git checkout: never "unknown"
     defs = build_definitions(ml_settings)
     result = defs.resolve_job_def("train_and_promote").execute_in_process(instance=dg.DagsterInstance.ephemeral())
     assert result.success
@@ -47,7 +50,8 @@ def test_train_evaluate_register_and_promote_through_dagster(ml_settings: Settin
     assert {r.data.tags["model_kind"] for r in runs} == {"baseline", "xgboost"}  # both logged
     for run in runs:
         assert {"auc", "gini", "ks", "brier", "log_loss", "pr_auc", "ece", "oracle_auc_gap"} <= set(run.data.metrics)
-        assert run.data.tags["lineage.lake_snapshot_id"] and run.data.tags["lineage.git_sha"]
+        assert run.data.tags["lineage.lake_snapshot_id"]
+        assert run.data.tags["lineage.git_sha"] == head, "the model must record this checkout's commit"
         arts = {a.path for a in client.list_artifacts(run.info.run_id)}
         assert {"model_card.md", f"roc_{run.data.tags['model_kind']}.png"} <= arts
     assert evaluated["version"] == "1" and alias_version(client, "challenger") == "1"
