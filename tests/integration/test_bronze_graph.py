@@ -81,18 +81,42 @@ def test_landing_sensor_requests_new_and_changed_hours(folder_store: ObjectStore
                               tables=["application"]), folder_store)
     defs = build_definitions(settings)
     sensor = defs.get_sensor_def("landing_sensor")
-    with dg.build_sensor_context(instance=dg.DagsterInstance.ephemeral(), resources={"store": folder_store},
+    resources = {"store": folder_store, "lake": Lake(settings)}
+    with dg.build_sensor_context(instance=dg.DagsterInstance.ephemeral(), resources=resources,
                                  definitions=defs) as ctx:
         first = sensor(ctx)
     assert [(r.tags["dagster/asset_partition_range_start"], r.tags["dagster/asset_partition_range_end"])
             for r in first.run_requests] == [("2026-10-01-00:00", "2026-10-01-02:00")]
-    with dg.build_sensor_context(cursor=first.cursor, resources={"store": folder_store}, definitions=defs) as ctx:
+    with dg.build_sensor_context(cursor=first.cursor, resources=resources, definitions=defs) as ctx:
         second = sensor(ctx)
     assert not second.run_requests
     folder_store.put_bytes("landing/application/2026-10-01/05/part-00000.csv", b"SK_ID_CURR\n1\n")
-    with dg.build_sensor_context(cursor=second.cursor, resources={"store": folder_store}, definitions=defs) as ctx:
+    with dg.build_sensor_context(cursor=second.cursor, resources=resources, definitions=defs) as ctx:
         third = sensor(ctx)
     assert [r.partition_key for r in third.run_requests] == ["2026-10-01-05:00"]
+
+
+def test_a_fresh_landing_sensor_skips_hours_bronze_already_holds(folder_store: ObjectStore, settings: Settings) -> None:
+    """The hand-over after `make demo`: the daemon's sensor starts with no cursor, but what the ingest runs
+    put in bronze (the audit log) counts as seen, so only new or changed hours are requested."""
+    simulate(SimulationConfig(start="2026-10-01T00:00", hours=3, rows_per_hour=5, seed=3,
+                              tables=["application"]), folder_store)
+    defs = build_definitions(settings)
+    instance = dg.DagsterInstance.ephemeral()
+    assert defs.resolve_job_def("ingest").execute_in_process(
+        instance=instance, tags={"dagster/asset_partition_range_start": "2026-10-01-00:00",
+                                 "dagster/asset_partition_range_end": "2026-10-01-01:00"}).success
+    sensor = defs.get_sensor_def("landing_sensor")
+    resources = {"store": folder_store, "lake": Lake(settings)}
+    with dg.build_sensor_context(instance=instance, resources=resources, definitions=defs) as ctx:
+        first = sensor(ctx)
+    assert [r.partition_key for r in first.run_requests] == ["2026-10-01-02:00"]  # hours 0-1 are in bronze
+    # a replaced drop of an ingested hour is seen as changed (hour 2 is still new: nothing ingested it)
+    key = next(o.key for o in folder_store.list("landing/application/2026-10-01/00/"))
+    folder_store.put_bytes(key, folder_store.get_bytes(key) + b"\n")
+    with dg.build_sensor_context(instance=instance, resources=resources, definitions=defs) as ctx:
+        again = sensor(ctx)
+    assert sorted(r.partition_key for r in again.run_requests) == ["2026-10-01-00:00", "2026-10-01-02:00"]
 
 
 def test_48_hour_backfill_is_one_run_from_the_cli(tmp_path: Path, settings: Settings,

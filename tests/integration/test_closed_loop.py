@@ -120,6 +120,9 @@ def test_drift_triggers_retrain_promotion_and_redeploy(tmp_path_factory: pytest.
     v2 = decision["champion"]
     assert v2 != v1
     assert predict(settings, {"sk_id_curr": 100001})["model_version"] == v2  # serving moved in place
+    # a daemon started now (`make dev` after `make demo`: no cursor) does not request the handled retrain again
+    fresh, skip, _ = evaluate_sensor(defs, instance, "drift_sensor")
+    assert fresh == [] and "already handled" in (skip or ""), skip
 
     # against the new champion's reference, the drifted windows are its training data: no new retrain
     assert run_job(defs, "monitor", instance).success
