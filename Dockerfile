@@ -10,12 +10,13 @@ ENV UV_VERSION=0.13.9 PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1 UV_NO_C
 WORKDIR /app
 RUN python -m venv /opt/venv && /opt/venv/bin/pip install --no-cache-dir uv==${UV_VERSION}
 COPY requirements.lock pyproject.toml README.md ./
-RUN /opt/venv/bin/uv pip sync --python /opt/venv/bin/python requirements.lock
+# bytecode compiled at build: the image sets PYTHONDONTWRITEBYTECODE=1, so nothing is compiled at run time
+RUN /opt/venv/bin/uv pip sync --python /opt/venv/bin/python --compile-bytecode requirements.lock
 COPY creditrisk_assets ./creditrisk_assets
 COPY serving ./serving
 COPY dbt_project ./dbt_project
 COPY workspace.yaml ./
-RUN /opt/venv/bin/uv pip install --python /opt/venv/bin/python --no-deps .
+RUN /opt/venv/bin/uv pip install --python /opt/venv/bin/python --compile-bytecode --no-deps .
 # dagster-dbt needs the manifest at import time: generate it at build time, not at start-up
 WORKDIR /app/dbt_project
 RUN /opt/venv/bin/dbt parse --profiles-dir . --quiet \

@@ -103,7 +103,8 @@ def test_dockerfile_structure() -> None:
     users = [rest for word, rest in ins if word == "USER"]
     assert users and re.fullmatch(r"[1-9]\d{3,}:[1-9]\d{3,}", users[-1]), "runs as a numeric non-root user"
     assert any(word == "HEALTHCHECK" for word, _ in ins)
-    assert "uv pip sync --python /opt/venv/bin/python requirements.lock" in text, "installs from the lock"
+    assert "uv pip sync --python /opt/venv/bin/python --compile-bytecode requirements.lock" in text, \
+        "installs from the lock, bytecode compiled (the image sets PYTHONDONTWRITEBYTECODE=1)"
     assert f"UV_VERSION={_locked_uv_version()}" in text, "same uv as the Makefile"
     cmd = json.loads([rest for word, rest in ins if word == "CMD"][-1])
     assert cmd[:3] == ["dagster", "code-server", "start"] and cmd[-1] == _dagster_module()
