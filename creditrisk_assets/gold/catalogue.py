@@ -1,7 +1,11 @@
 """The feature catalogue: every feature of ``applicant_features`` with type, description, source.
 
 Read from the dbt model's YAML (the one place features are documented), so the Dagster metadata,
-``docs/features.md`` and the model all say the same thing.
+``docs/features.md``, the serving API's request validation and the model all say the same thing.
+
+Every numeric feature has bounds: a ``between`` data test (dbt enforces it on gold, the serving API
+on requests) whose derivation from the silver contracts (``creditrisk_assets/contracts.py``) is the
+column's ``meta.bounds_source``; a run of integer ``accepted_values`` bounds a feature too.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from .profiles import PROJECT_DIR
 
 MART_YAML = PROJECT_DIR / "models" / "marts" / "applicant_features.yml"
 KEY_COLUMNS = ("sk_id_curr", "decision_time")
+NUMERIC_TYPES = ("double", "bigint", "integer")
 
 
 @dataclass(frozen=True)
@@ -24,9 +29,14 @@ class Feature:
     description: str
     source: str
     required: bool = False  # a `not_null` data test: the value is never null in gold
-    min_value: float | None = None  # from a `between` data test
+    min_value: float | None = None  # from a `between` data test (else numeric `accepted_values`)
     max_value: float | None = None
     accepted_values: tuple[Any, ...] = field(default=())  # from an `accepted_values` data test
+    bounds_source: str = ""  # where the bounds come from (`meta.bounds_source`)
+
+    @property
+    def numeric(self) -> bool:
+        return self.data_type in NUMERIC_TYPES
 
 
 def _tests(column: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -47,12 +57,15 @@ def features() -> list[Feature]:
     for c in model["columns"]:
         if c["name"] in KEY_COLUMNS:
             continue
-        tests = _tests(c)
+        tests, meta = _tests(c), c.get("meta", {})
         between = tests.get("between", {})
-        out.append(Feature(c["name"], c["data_type"], c["description"], c.get("meta", {}).get("source", ""),
-                           required="not_null" in tests, min_value=between.get("min_value"),
-                           max_value=between.get("max_value"),
-                           accepted_values=tuple(tests.get("accepted_values", {}).get("values", ()))))
+        values = tuple(tests.get("accepted_values", {}).get("values", ()))
+        lo, hi = between.get("min_value"), between.get("max_value")
+        if not between and values and all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
+            lo, hi = min(values), max(values)
+        out.append(Feature(c["name"], c["data_type"], c["description"], meta.get("source", ""),
+                           required="not_null" in tests, min_value=lo, max_value=hi, accepted_values=values,
+                           bounds_source=meta.get("bounds_source", "")))
     return out
 
 
@@ -60,7 +73,17 @@ def categorical_features() -> list[str]:
     return [f.name for f in features() if f.data_type == "varchar"]
 
 
+def number(value: float | None) -> str:
+    """A bound as the docs print it: short, yet parsing back to the same number."""
+    if value is None:
+        return ""
+    short = f"{value:g}"
+    return short if float(short) == value else repr(value)
+
+
 def catalogue_markdown() -> str:
-    rows = ["| feature | type | source | description |", "|---|---|---|---|"]
-    rows += [f"| `{f.name}` | {f.data_type} | {f.source} | {f.description} |" for f in features()]
+    """Every feature as a markdown table row: type, bounds (and where they come from), source table."""
+    rows = ["| feature | type | min | max | bounds from | source | description |", "|---|---|---|---|---|---|---|"]
+    rows += [f"| `{f.name}` | {f.data_type} | {number(f.min_value)} | {number(f.max_value)} | {f.bounds_source} "
+             f"| {f.source} | {f.description} |" for f in features()]
     return "\n".join(rows)

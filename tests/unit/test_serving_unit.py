@@ -37,10 +37,14 @@ def synthetic(n: int, seed: int = 0) -> pd.DataFrame:
             cols[f.name] = rng.choice(["a", "b", "c"], n)
         elif f.accepted_values:
             cols[f.name] = rng.choice(list(f.accepted_values), n)
-        elif f.max_value is not None:
-            cols[f.name] = rng.integers(0, 2, n) if f.data_type != "double" else rng.uniform(0, f.max_value, n)
-        else:
-            cols[f.name] = rng.integers(0, 10, n) if f.data_type != "double" else rng.gamma(2.0, 1000.0, n)
+        else:  # every numeric feature has bounds: flags and shares fill theirs, the rest stays low in it
+            lo, hi = f.min_value, f.max_value
+            assert lo is not None and hi is not None, f.name
+            if f.data_type == "double":
+                v = rng.uniform(lo, hi, n) if hi - lo <= 1 else max(lo, 0) + rng.gamma(2.0, 1000.0, n)
+            else:
+                v = max(lo, 0) + rng.integers(0, 2 if hi - lo <= 5 else 10, n)
+            cols[f.name] = np.clip(v, lo, hi)
     frame = pd.DataFrame(cols)
     logit = -2.5 + 3.0 * (0.5 - frame["ext_source_mean"]) + 0.8 * (frame["name_income_type"] == "a")
     frame[TARGET] = (rng.uniform(size=n) < 1 / (1 + np.exp(-logit))).astype(int)
@@ -73,6 +77,9 @@ def valid_row() -> dict[str, Any]:
     ({"ext_source_missing_count": 4}, "ext_source_missing_count", 422),
     ({"ext_source_missing_count": True}, "ext_source_missing_count", 422),
     ({"bogus": 1}, "bogus", 422),
+    ({"credit_income_ratio": 1e308}, "credit_income_ratio", 422),  # every numeric feature is bounded
+    ({"amt_credit": -1e308}, "amt_credit", 422),
+    ({"inst_count": 10**30}, "inst_count", 422),
     ({"name_income_type": 7}, "name_income_type", 422),
 ])
 def test_each_bad_field_is_named(change: dict[str, Any], field: str, status: int) -> None:
@@ -96,7 +103,8 @@ def test_missing_required_field_and_list_positions_are_named() -> None:
 def test_body_level_mistakes() -> None:
     parser = RequestParser(3, 2_000)
     cases = {b"{": 400, b"[]": 422, b"7": 422, json.dumps([{"sk_id_curr": 1}] * 4).encode(): 422,
-             b" " * 2_001: 413, json.dumps({"sk_id_curr": "7"}).encode(): 422}
+             b" " * 2_001: 413, json.dumps({"sk_id_curr": "7"}).encode(): 422, json.dumps({"sk_id_curr": 0}).encode(): 422,
+             b"[" * 900 + b"]" * 900: 422, b"[" * 1_900: 400}  # too deep: refused before json.loads / by it
     for body, status in cases.items():
         with pytest.raises(RequestError) as err:
             parser.parse(body)
