@@ -5,6 +5,12 @@ silver's job), plus lineage columns. A row that cannot be parsed is kept too, wi
 line and the parser's error, so that silver can quarantine it with a reason: no row that
 entered bronze is ever lost. A file that cannot be read at all (corrupt, truncated) is copied
 aside and recorded as ``rejected`` in the ingestion audit log; it never fails the other files.
+
+A C0 control character other than tab, CR and LF (NUL, ESC, ...) is never legitimate in landed
+text: a CSV record or JSONL line holding one becomes a malformed row (``CONTROL_CHARACTER: ...``,
+raw text kept with each control character shown as its Unicode control picture, e.g. NUL as
+U+2400), the other rows go through. A file whose header, or most of whose records, hold control
+characters is binary or corrupt and is rejected whole.
 """
 
 from __future__ import annotations
@@ -13,11 +19,13 @@ import datetime as dt
 import gzip
 import hashlib
 import logging
+import re
 import tempfile
 import threading
 import time
 import uuid
 import zlib
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -41,6 +49,16 @@ LINEAGE_COLUMNS = ("_source_uri", "_source_sha256", "_landed_at", "_ingest_run_i
 MALFORMED_SUFFIX = ".malformed.parquet"
 PARQUET_OPTIONS = "FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 1"  # measured: faster and smaller than 3
 BOM = b"\xef\xbb\xbf"
+# C0 control characters but tab, LF and CR: the same bytes in UTF-8, cp1252 and latin-1
+CONTROL_BYTES = bytes(b for b in range(0x20) if b not in (0x09, 0x0A, 0x0D))
+_NOT_CONTROL_BYTES = bytes(b for b in range(256) if b not in CONTROL_BYTES)
+CONTROL_PREFIX = "CONTROL_CHARACTER: "
+_CONTROL_RE = re.compile("[" + re.escape(CONTROL_BYTES.decode("ascii")) + "]")
+_CONTROL_PICTURES = {b: 0x2400 + b for b in CONTROL_BYTES}  # str.translate: NUL -> U+2400 "␀", ESC -> "␛"
+_CONTROL_NAMES = ("NUL SOH STX ETX EOT ENQ ACK BEL BS HT LF VT FF CR SO SI DLE DC1 DC2 DC3 DC4 NAK SYN ETB CAN EM "
+                  "SUB ESC FS GS RS US").split()
+_CSV_FIELD = r'(?:"[^"]*(?:""[^"]*)*"|[^,\n"][^,\n]*|)'  # RFC 4180: quoted (may span lines) or unquoted
+_CSV_RECORD = re.compile(f"{_CSV_FIELD}(?:,{_CSV_FIELD})*")
 
 AUDIT_COLUMNS = ("table_name", "partition", "source_key", "source_uri", "sha256", "bytes", "landed_at",
                  "rows", "malformed_rows", "status", "reason", "bronze_key", "ingest_run_id", "ingested_at")
@@ -128,6 +146,90 @@ def _gunzip(data: bytes) -> bytes:
         raise CorruptFileError(f"corrupt gzip: {exc}") from exc
 
 
+def has_control_bytes(data: bytes) -> bool:
+    """Whether ``data`` holds a C0 control byte other than tab, LF, CR.
+
+    One C pass that keeps only control bytes, so it writes (almost) nothing: ~0.4 ms per MB,
+    a few % of the parse; measured faster than a regex (~5x) or one ``in`` per control byte.
+    """
+    return bool(data.translate(None, _NOT_CONTROL_BYTES))
+
+
+def _control_name(char: str) -> str:
+    return f"0x{ord(char):02X} ({_CONTROL_NAMES[ord(char)]})"
+
+
+def control_error(raw: str) -> str:
+    """The parse error of a record holding control characters: which bytes, where (1-based character)."""
+    first = _CONTROL_RE.search(raw)
+    if first is None:
+        raise ValueError("control_error needs a record holding a control character")
+    found = _CONTROL_RE.findall(raw)
+    kinds = ", ".join(f"{_control_name(c)} x{found.count(c)}" for c in sorted(set(found)))
+    return (f"{CONTROL_PREFIX}{_control_name(first.group())} at character {first.start() + 1} "
+            f"(in all: {kinds}); _raw_line shows each as its Unicode control picture (U+2400 + byte)")
+
+
+def escape_controls(raw: str) -> str:
+    """``raw`` with each control character replaced by its Unicode control picture (safe in Parquet/DuckDB)."""
+    return raw.translate(_CONTROL_PICTURES)
+
+
+def _csv_record_spans(text: str) -> Iterator[tuple[int, int]]:
+    """(start, end) of every record of a CSV text as the strict RFC 4180 reader splits it (end: its LF or EOF).
+
+    A newline inside a quoted field does not end a record; after bad quoting (``"a"b``) the record
+    ends at the next line end, as the reader resynchronises. Blank lines are records (the reader
+    counts them in its line numbers).
+    """
+    pos, n = 0, len(text)
+    while pos < n:
+        m = _CSV_RECORD.match(text, pos)
+        end = m.end() if m else pos
+        if end < n and text[end] != "\n":
+            nl = text.find("\n", end)
+            end = n if nl < 0 else nl
+        yield pos, end
+        pos = end + 1
+
+
+def cut_control_records(text: str) -> tuple[str, list[tuple[int, str, str]]]:
+    """Take the CSV records holding control characters out of ``text`` (LF line endings).
+
+    Returns the text without them and, per record taken out, (its line number as the CSV reader
+    counts them, header = 1; raw record with control pictures; parse error). Raises
+    CorruptFileError when the header, or more than half of the data records, hold control
+    characters: such a file is binary or corrupt, not a file with a few bad lines.
+    """
+    hits = [m.start() for m in _CONTROL_RE.finditer(text)]
+    if not hits:
+        return text, []
+    kept: list[str] = []
+    bad: list[tuple[int, str, str]] = []
+    last, h, number = 0, 0, 0
+    for number, (start, end) in enumerate(_csv_record_spans(text), start=1):
+        if h == len(hits) or hits[h] >= end:  # hits are sorted and never on a LF: this record holds none
+            continue
+        while h < len(hits) and hits[h] < end:
+            h += 1
+        raw = text[start:end]
+        if number == 1:
+            raise CorruptFileError(f"CSV header holds control character {_control_name(_CONTROL_RE.findall(raw)[0])}: "
+                                   "the file looks binary or corrupt")
+        bad.append((number, escape_controls(raw), control_error(raw)))
+        kept.append(text[last:start])
+        last = end + 1
+    _reject_mostly_control(len(bad), number - 1, "data records")
+    kept.append(text[last:])
+    return "".join(kept), bad
+
+
+def _reject_mostly_control(n_bad: int, n_records: int, what: str) -> None:
+    if 2 * n_bad > n_records:
+        raise CorruptFileError(f"{n_bad} of {n_records} {what} hold control characters: "
+                               "the file looks binary or corrupt")
+
+
 def _sql_str(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
@@ -158,9 +260,11 @@ def _csv_source(path: Path, header: list[str]) -> str:
 
 
 def _write_csv(con: duckdb.DuckDBPyConnection, path: Path, header: list[str], lin: str,
-               out: Path) -> tuple[int, int, bool]:
+               out: Path, cut: list[tuple[int, str, str]] | None = None) -> tuple[int, int, bool]:
     """One streaming pass: parsed rows → ``out``; malformed lines → ``<out>.malformed.parquet`` (if any).
 
+    ``cut``: records already taken out of ``path`` (``cut_control_records``), written as malformed
+    lines too; the reader's line numbers are mapped back to those of the landed file.
     Returns (parsed rows, malformed rows, whether DuckDB met bytes that are not UTF-8).
     """
     con.execute("DROP TABLE IF EXISTS rej_errors; DROP TABLE IF EXISTS rej_scans; "
@@ -179,6 +283,18 @@ def _write_csv(con: duckdb.DuckDBPyConnection, path: Path, header: list[str], li
                   string_agg(error_type || ': ' || error_message, '; ') AS error
            FROM rej_errors GROUP BY line"""
     )
+    if cut:
+        # cut record j (0-based) at landed line c_j: reader lines >= c_j - j were after it, one line further down
+        con.register("control_cut", pd.DataFrame(
+            [(line, raw, error, line - j) for j, (line, raw, error) in enumerate(cut)],
+            columns=["line", "raw", "error", "at"]))
+        con.execute(
+            """CREATE OR REPLACE TEMP TABLE malformed AS
+               SELECT m.line + (SELECT count(*) FROM control_cut c WHERE c.at <= m.line) AS line, m.raw, m.error
+               FROM malformed m
+               UNION ALL SELECT line::BIGINT, raw::VARCHAR, error::VARCHAR FROM control_cut"""
+        )
+        con.unregister("control_cut")
     n_bad = con.execute("SELECT count(*) FROM malformed").fetchone()[0]  # type: ignore[index]
     bad_encoding = bool(con.execute("SELECT count(*) FROM rej_errors WHERE error_type = 'INVALID ENCODING'")
                         .fetchone()[0])  # type: ignore[index]
@@ -197,14 +313,33 @@ def malformed_path(out: Path) -> Path:
     return out.with_name(out.name.removesuffix(".parquet") + MALFORMED_SUFFIX)
 
 
-def _parse_jsonl(con: duckdb.DuckDBPyConnection, text: str) -> None:
-    lines = pd.DataFrame({"raw": text.split("\n")})
+def _parse_jsonl(con: duckdb.DuckDBPyConnection, text: str, control: bool = False) -> int:
+    """Lines of ``text`` → temp tables ``parsed`` and ``malformed``. Returns how many lines hold control characters.
+
+    ``control``: whether ``text`` may hold control characters (the caller checked the bytes); a line
+    holding one is malformed, kept with control pictures. Raises CorruptFileError when most lines do.
+    """
+    raw = text.split("\n")
+    columns: dict[str, object] = {"raw": raw}
+    n_control, ctrl = 0, "NULL::VARCHAR"
+    if control:
+        errors: list[str | None] = [None] * len(raw)
+        for i, line in enumerate(raw):
+            if _CONTROL_RE.search(line):
+                errors[i], raw[i] = control_error(line), escape_controls(line)
+                n_control += 1
+        columns["control_error"], ctrl = pd.Series(errors, dtype="string"), "control_error::VARCHAR"
+    lines = pd.DataFrame(columns)
     lines["line"] = range(1, len(lines) + 1)
-    lines = lines[lines["raw"].str.strip() != ""]
+    lines = lines[lines["raw"].str.strip() != ""]  # a line of control pictures is not blank: it stays
+    if n_control:
+        _reject_mostly_control(n_control, len(lines), "JSONL lines")
     con.register("jsonl_lines", lines)
     con.execute(
-        """CREATE OR REPLACE TEMP TABLE jl AS
-           SELECT line, raw, CASE WHEN json_valid(raw) THEN json_type(raw) = 'OBJECT' ELSE false END AS ok,
+        f"""CREATE OR REPLACE TEMP TABLE jl AS
+           SELECT line, raw, {ctrl} AS control_error,
+                  CASE WHEN {ctrl} IS NOT NULL OR NOT json_valid(raw) THEN false
+                       ELSE json_type(raw) = 'OBJECT' END AS ok,
                   json_valid(raw) AS valid
            FROM jsonl_lines"""
     )
@@ -222,10 +357,12 @@ def _parse_jsonl(con: duckdb.DuckDBPyConnection, text: str) -> None:
         con.execute("CREATE OR REPLACE TEMP TABLE parsed (_no_columns VARCHAR)")
     con.execute(
         """CREATE OR REPLACE TEMP TABLE malformed AS
-           SELECT line, raw, CASE WHEN valid THEN 'NOT_AN_OBJECT: line is JSON but not an object'
+           SELECT line, raw, CASE WHEN control_error IS NOT NULL THEN control_error
+                                  WHEN valid THEN 'NOT_AN_OBJECT: line is JSON but not an object'
                                   ELSE 'INVALID_JSON: line is not valid JSON' END AS error
            FROM jl WHERE NOT ok"""
     )
+    return n_control
 
 
 def column_names_for_keys(keys: list[str]) -> list[str]:
@@ -278,7 +415,7 @@ def parse_to_bronze(con: duckdb.DuckDBPyConnection, local: Path, name: str, data
     warning = ""
     lin = ", ".join(f"{_sql_str(v)} AS {k}" for k, v in lineage.items())
     if fmt == "csv":
-        if not gz and b"\r" not in data and not data.startswith(BOM):
+        if not gz and b"\r" not in data and not data.startswith(BOM) and not has_control_bytes(data):
             # fast path: DuckDB reads the landed file as it is and says if it meets non-UTF-8 bytes
             first = data[: data.find(b"\n")] if b"\n" in data else data
             header = csv_header(first.decode("utf-8", "replace"))
@@ -286,15 +423,21 @@ def parse_to_bronze(con: duckdb.DuckDBPyConnection, local: Path, name: str, data
             n_ok, n_bad, bad_encoding = _write_csv(con, local, header, lin, out)
             if not bad_encoding:
                 return n_ok, n_bad, "", [out] + ([malformed_path(out)] if n_bad else [])
-        text, warning = decode_text(_gunzip(data) if gz else data)
+        raw = _gunzip(data) if gz else data
+        text, warning = decode_text(raw)
         if "\r" in text:  # CRLF or mixed line endings: one convention for the parser
             text = text.replace("\r\n", "\n").replace("\r", "\n")
             warning = "; ".join(w for w in (warning, "line endings normalised to LF") if w)
+        cut: list[tuple[int, str, str]] = []
+        if has_control_bytes(raw):
+            text, cut = cut_control_records(text)
+            if cut:
+                warning = "; ".join(w for w in (warning, _control_warning(cut)) if w)
         src = out.with_suffix(".src.csv")
         src.write_text(text, encoding="utf-8")
         header = csv_header(text[: text.find("\n")] if "\n" in text else text)
         _reject_reserved(header)
-        n_ok, n_bad, _ = _write_csv(con, src, header, lin, out)
+        n_ok, n_bad, _ = _write_csv(con, src, header, lin, out, cut)
         return n_ok, n_bad, warning, [out] + ([malformed_path(out)] if n_bad else [])
     if fmt == "parquet":
         if gz:
@@ -302,8 +445,11 @@ def parse_to_bronze(con: duckdb.DuckDBPyConnection, local: Path, name: str, data
             local.write_bytes(_gunzip(data))
         _parse_parquet(con, local)
     else:
-        text, warning = decode_text(_gunzip(data) if gz else data)
-        _parse_jsonl(con, text)
+        raw = _gunzip(data) if gz else data
+        text, warning = decode_text(raw)
+        n_control = _parse_jsonl(con, text, control=has_control_bytes(raw))
+        if n_control:
+            warning = "; ".join(w for w in (warning, f"control characters in {n_control} line(s)") if w)
     parsed_cols = [r[0] for r in con.execute("DESCRIBE parsed").fetchall()]
     _reject_reserved(parsed_cols)
     data_cols = ", ".join(_ident(c) for c in parsed_cols)
@@ -320,6 +466,11 @@ def parse_to_bronze(con: duckdb.DuckDBPyConnection, local: Path, name: str, data
     n_ok = con.execute("SELECT count(*) FROM parsed").fetchone()[0]  # type: ignore[index]
     n_bad = con.execute("SELECT count(*) FROM malformed").fetchone()[0]  # type: ignore[index]
     return int(n_ok), int(n_bad), warning, [out]
+
+
+def _control_warning(cut: list[tuple[int, str, str]]) -> str:
+    lines = ", ".join(str(line) for line, _, _ in cut[:5]) + (", ..." if len(cut) > 5 else "")
+    return f"control characters in {len(cut)} record(s) (line {lines})"
 
 
 def _reject_reserved(columns: list[str]) -> None:

@@ -21,7 +21,7 @@ import duckdb
 import pandas as pd
 
 from ..contracts import Column, Table
-from ..ingest.bronze import LINEAGE_COLUMNS, MALFORMED_SUFFIX
+from ..ingest.bronze import CONTROL_PREFIX, LINEAGE_COLUMNS, MALFORMED_SUFFIX
 from .pii import hmac_sql, raw_pii_columns, silver_name
 
 Policy = str  # "alert" | "auto_correct" | "reject"
@@ -85,11 +85,23 @@ def silver_columns(table: Table) -> dict[str, str]:
 
 
 def ensure_lake_tables(con: duckdb.DuckDBPyConnection, table: Table) -> None:
-    con.execute("CREATE SCHEMA IF NOT EXISTS lake.silver")
-    for name, ddl in ((table.name, silver_columns(table)), ("quarantine", QUARANTINE_DDL),
-                      ("schema_events", SCHEMA_EVENT_DDL)):
-        cols = ", ".join(f"{q(k)} {v}" for k, v in ddl.items())
-        con.execute(f"CREATE TABLE IF NOT EXISTS lake.silver.{q(name)} ({cols})")
+    """Create the silver tables of ``table`` that are missing, in one lake transaction (a concurrent run may
+    create them at the same time: ``Lake.transact`` takes turns and retries)."""
+    from ..resources import Lake
+
+    wanted = ((table.name, silver_columns(table)), ("quarantine", QUARANTINE_DDL), ("schema_events", SCHEMA_EVENT_DDL))
+    present = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables() WHERE database_name = 'lake' "
+                                         "AND schema_name = 'silver'").fetchall()}
+    if all(name in present for name, _ in wanted):
+        return
+
+    def work(c: duckdb.DuckDBPyConnection) -> None:
+        c.execute("CREATE SCHEMA IF NOT EXISTS lake.silver")
+        for name, ddl in wanted:
+            cols = ", ".join(f"{q(k)} {v}" for k, v in ddl.items())
+            c.execute(f"CREATE TABLE IF NOT EXISTS lake.silver.{q(name)} ({cols})")
+
+    Lake.transact(con, work)
 
 
 # ----------------------------------------------------------------------------- typing
@@ -256,6 +268,8 @@ def build_silver(con: duckdb.DuckDBPyConnection, table: Table, bronze_uris: list
             typed AS (SELECT raw.*, {', '.join(typed_cols)}, {flagged_list(coerced_flags)} AS _coerced FROM raw),
             judged AS (
               SELECT t.*, CASE
+                  WHEN starts_with(t._parse_error, {lit(CONTROL_PREFIX)})  -- NUL, ESC... in the landed line
+                    THEN ['control_character: ' || t._parse_error[{len(CONTROL_PREFIX) + 1}:]]
                   WHEN t._parse_error IS NOT NULL THEN ['malformed_row: ' || t._parse_error]
                   WHEN f.reason IS NOT NULL THEN [f.reason]
                   ELSE {flagged_list(rules)} END AS _violations

@@ -187,3 +187,32 @@ def test_accounting_fails_when_a_row_is_lost(folder_store: ObjectStore, settings
     con.execute("DELETE FROM lake.silver.loan_outcome WHERE SK_ID_CURR = 1")  # lose a row on purpose
     acc = account_rows(con, LOAN_OUTCOME, uris, [partition_key(HOUR)])
     assert not acc.balanced and acc.missing == 1
+
+
+def test_control_characters_quarantine_only_their_lines(folder_store: ObjectStore, settings: Settings) -> None:
+    lines = csv_bytes([app_row(i) for i in range(8)]).split(b"\r\n")
+    lines[2] = lines[2].replace(b"Cash loans", b"Cash\x00loans")           # NUL in an unquoted field
+    lines[4] = lines[4].replace(b"Secret Lane", b"Secret\x1b[2J Lane")     # ESC in the (free-text) address
+    lines[6] = lines[6].replace(b"Zo\xc3\xab Q5 Example", b'"Zo\x07\x07, Q5"')  # BELs in a quoted field
+    land = {"part-0.csv": b"\n".join(lines),
+            "part-1.jsonl": b'{"SK_ID_CURR": 1, "TARGET": 0, "OUTCOME_TIME": "2026-10-01T05:00:00"}\n'
+                            b'{"SK_ID_CURR": 2, "TARGET": 0, "OUTCOME_TIME": "2026-10-01T05:00:00\x00"}\n'
+                            b'{"SK_ID_CURR": 3, "TARGET": 1, "OUTCOME_TIME": "2026-10-01T05:00:00"}\n'}
+    res, con, uris = land_and_run(folder_store, settings, APPLICATION, {"part-0.csv": land["part-0.csv"]})
+    assert (res.bronze_rows, res.silver_rows, res.quarantined_rows) == (8, 5, 3)
+    assert res.quarantine_by_rule == {"control_character": 3}
+    assert account_rows(con, APPLICATION, uris, [partition_key(HOUR)]).balanced
+    assert sorted(read_as_of(con, "application")["SK_ID_CURR"]) == [100000, 100002, 100004, 100006, 100007]
+    got = quarantine(con, "application")
+    assert [r[1].split(" at ")[0] for r in got] == ["control_character: 0x00 (NUL)", "control_character: 0x1B (ESC)",
+                                                    "control_character: 0x07 (BEL)"]
+    assert "0x07 (BEL) x2" in got[2][1]
+    assert all(set(json.loads(r[2])) == {"_raw_line_hmac", "_raw_line_chars"} for r in got)  # PII: no clear text
+    con.close()
+
+    res, con, uris = land_and_run(folder_store, settings, LOAN_OUTCOME, {"part-1.jsonl": land["part-1.jsonl"]})
+    assert (res.bronze_rows, res.silver_rows, res.quarantined_rows) == (3, 2, 1)
+    assert account_rows(con, LOAN_OUTCOME, uris, [partition_key(HOUR)]).balanced
+    ((rule, reason, payload),) = quarantine(con, "loan_outcome")
+    assert (rule, reason.split(" at ")[0]) == ("control_character", "control_character: 0x00 (NUL)")
+    assert json.loads(payload)["_raw_line"].endswith('05:00:00\u2400"}')  # stored escaped, never a raw NUL
