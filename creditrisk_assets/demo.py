@@ -54,6 +54,10 @@ python_logs:
   managed_python_loggers: [creditrisk]
 telemetry:
   enabled: false
+# one lake writer at a time (silver and gold run in the `lake` pool; Lake also takes a file lock)
+concurrency:
+  pools:
+    default_limit: 1
 """
 
 

@@ -6,11 +6,13 @@ These are plain Python objects; Dagster receives them as resources (``ResourcePa
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import random
 import shutil
 import tempfile
+import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
@@ -28,6 +30,12 @@ DUCKDB_VERSION = duckdb.__version__
 
 class ObjectStoreError(RuntimeError):
     """The object store cannot be used; the message names the setting to fix."""
+
+
+def _tmp_name(p: Path) -> Path:
+    """A temp file beside ``p`` private to this process *and thread*: two runs in one process (threads)
+    writing the same key must not share (and truncate) one temp file."""
+    return p.with_name(f".{p.name}.tmp{os.getpid()}-{threading.get_ident()}")
 
 
 @dataclass(frozen=True)
@@ -94,14 +102,14 @@ class FolderStore(ObjectStore):
     def put_bytes(self, key: str, data: bytes) -> None:
         p = self._path(key)
         p.parent.mkdir(parents=True, exist_ok=True)
-        tmp = p.with_name(f".{p.name}.tmp{os.getpid()}")
+        tmp = _tmp_name(p)
         tmp.write_bytes(data)
         os.replace(tmp, p)  # atomic: readers never see half a file
 
     def put_file(self, key: str, path: Path) -> None:
         p = self._path(key)
         p.parent.mkdir(parents=True, exist_ok=True)
-        tmp = p.with_name(f".{p.name}.tmp{os.getpid()}")
+        tmp = _tmp_name(p)
         shutil.copyfile(path, tmp)
         os.replace(tmp, p)
 
@@ -145,6 +153,13 @@ class FolderStore(ObjectStore):
         yield self._path(key)
 
 
+# A dead or hung endpoint fails a call within about CONNECT_TIMEOUT_S (or READ_TIMEOUT_S) x ATTEMPTS plus
+# a few seconds of backoff, not minutes; a failure names the endpoint, the bucket and the object.
+S3_CONNECT_TIMEOUT_S = 2
+S3_READ_TIMEOUT_S = 20
+S3_ATTEMPTS = 3  # in all, the first one included
+
+
 class S3Store(ObjectStore):
     """Any S3 API: AWS in production, SeaweedFS in tests."""
 
@@ -160,7 +175,8 @@ class S3Store(ObjectStore):
         self.secret_access_key = secret_access_key
         kwargs: dict[str, object] = {
             "region_name": region,
-            "config": Config(connect_timeout=3, read_timeout=60, retries={"max_attempts": 2},
+            "config": Config(connect_timeout=S3_CONNECT_TIMEOUT_S, read_timeout=S3_READ_TIMEOUT_S,
+                             retries={"total_max_attempts": S3_ATTEMPTS, "mode": "standard"},
                              s3={"addressing_style": "path"}),
         }
         if endpoint:
@@ -170,35 +186,41 @@ class S3Store(ObjectStore):
             kwargs["aws_secret_access_key"] = secret_access_key
         self.client = boto3.client("s3", **kwargs)  # type: ignore[call-overload]
 
-    def _fail(self, exc: Exception) -> ObjectStoreError:
-        from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError
+    def _fail(self, exc: Exception, op: str = "", key: str | None = None) -> ObjectStoreError:
+        """One clear error for a failed call: what was done (``op`` of ``key``), where, and what to check."""
+        from botocore.exceptions import ClientError, HTTPClientError, NoCredentialsError
+        from botocore.exceptions import ConnectionError as BotoConnectionError
 
         where = self.endpoint or "AWS default endpoint"
-        if isinstance(exc, EndpointConnectionError):
-            return ObjectStoreError(f"cannot reach the S3 endpoint {where}: check CREDITRISK_S3_ENDPOINT ({exc})")
+        what = f"{op} s3://{self.bucket}/{key}" if key is not None else (op or "call")
+        if isinstance(exc, BotoConnectionError | HTTPClientError):  # refused, timed out, connection dropped
+            return ObjectStoreError(f"S3 {what} failed: cannot reach the S3 endpoint {where} (bucket {self.bucket!r}) "
+                                    f"after {S3_ATTEMPTS} attempt(s): check CREDITRISK_S3_ENDPOINT and that the "
+                                    f"server is up ({type(exc).__name__}: {exc})")
         if isinstance(exc, NoCredentialsError):
             return ObjectStoreError("no S3 credentials: set CREDITRISK_S3_ACCESS_KEY_ID and CREDITRISK_S3_SECRET_ACCESS_KEY")
         if isinstance(exc, ClientError):
             code = exc.response.get("Error", {}).get("Code", "")
-            if code in ("404", "NoSuchBucket"):
+            if code in ("404", "NoSuchBucket") and (key is None or code == "NoSuchBucket"):
                 return ObjectStoreError(f"bucket {self.bucket!r} does not exist at {where}: check CREDITRISK_S3_BUCKET")
             if code in ("403", "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch"):
-                return ObjectStoreError(f"access to bucket {self.bucket!r} denied ({code}): check "
+                return ObjectStoreError(f"access to bucket {self.bucket!r} at {where} denied ({code}): check "
                                         "CREDITRISK_S3_ACCESS_KEY_ID / CREDITRISK_S3_SECRET_ACCESS_KEY")
-        return ObjectStoreError(f"S3 error at {where} (CREDITRISK_S3_ENDPOINT, CREDITRISK_S3_BUCKET): {exc}")
+        return ObjectStoreError(f"S3 {what} failed at {where} (bucket {self.bucket!r}; CREDITRISK_S3_ENDPOINT, "
+                                f"CREDITRISK_S3_BUCKET): {exc}")
 
     def check(self) -> None:
         try:
             self.client.head_bucket(Bucket=self.bucket)
         except Exception as exc:  # noqa: BLE001 - translated into one clear error
-            raise self._fail(exc) from exc
+            raise self._fail(exc, "head_bucket") from exc
 
     def ensure_bucket(self) -> None:
         try:
             self.client.head_bucket(Bucket=self.bucket)
             return
         except Exception as exc:  # noqa: BLE001
-            err = self._fail(exc)
+            err = self._fail(exc, "head_bucket")
             if "does not exist" not in str(err):
                 raise err from exc
         self.client.create_bucket(Bucket=self.bucket)
@@ -207,19 +229,19 @@ class S3Store(ObjectStore):
         try:
             self.client.put_object(Bucket=self.bucket, Key=key, Body=data)
         except Exception as exc:  # noqa: BLE001
-            raise self._fail(exc) from exc
+            raise self._fail(exc, "put", key) from exc
 
     def put_file(self, key: str, path: Path) -> None:
         try:
             self.client.upload_file(str(path), self.bucket, key)
         except Exception as exc:  # noqa: BLE001
-            raise self._fail(exc) from exc
+            raise self._fail(exc, "upload", key) from exc
 
     def get_bytes(self, key: str) -> bytes:
         try:
             return self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
         except Exception as exc:  # noqa: BLE001
-            raise self._fail(exc) from exc
+            raise self._fail(exc, "get", key) from exc
 
     def list(self, prefix: str) -> list[ObjectInfo]:
         out: list[ObjectInfo] = []
@@ -228,14 +250,14 @@ class S3Store(ObjectStore):
                 for o in page.get("Contents", []):
                     out.append(ObjectInfo(o["Key"], int(o["Size"]), o["LastModified"].astimezone(dt.UTC)))
         except Exception as exc:  # noqa: BLE001
-            raise self._fail(exc) from exc
+            raise self._fail(exc, "list", prefix + "*") from exc
         return sorted(out, key=lambda o: o.key)
 
     def delete(self, key: str) -> None:
         try:
             self.client.delete_object(Bucket=self.bucket, Key=key)
         except Exception as exc:  # noqa: BLE001
-            raise self._fail(exc) from exc
+            raise self._fail(exc, "delete", key) from exc
 
     def uri(self, key: str) -> str:
         return f"s3://{self.bucket}/{key}"
@@ -266,6 +288,47 @@ def extension_path(name: str) -> Path:
 
 T = TypeVar("T")
 LAKE_ALIAS = "lake"
+WRITER_LOCK_TIMEOUT_S = 600.0
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+# the Dagster concurrency pool of the assets that write the lake (silver, gold); its limit (1) is set on the
+# instance (`concurrency: pools: ...` in dagster.yaml, or `dagster instance concurrency set lake 1`)
+LAKE_POOL = "lake"
+
+
+def sqlite_catalog_of(con: duckdb.DuckDBPyConnection) -> str | None:
+    """The SQLite file of the lake attached to ``con`` (None: not attached, or another catalog)."""
+    row = con.execute("SELECT path FROM duckdb_databases() WHERE database_name = ? AND type = 'ducklake'",
+                      [LAKE_ALIAS]).fetchone()
+    path = str(row[0]) if row and row[0] else ""
+    return path[len("sqlite:"):] if path.startswith("sqlite:") else None
+
+
+@contextmanager
+def writer_lock(catalog_file: str | None, timeout_s: float = WRITER_LOCK_TIMEOUT_S) -> Iterator[None]:
+    """An exclusive lock (``flock`` on ``<catalog>.lock``) for one writer of a SQLite-catalogued lake at a time,
+    across processes and across threads of one process (each takes its own open file). No-op for other
+    catalogs (Postgres has row locks and DuckLake retries its conflicts)."""
+    if catalog_file is None:
+        yield
+        return
+    import fcntl
+
+    path = Path(catalog_file + ".lock")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as fh:  # noqa: PTH123 - flock needs the file object
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"another writer has held the lake lock {path} for more than {timeout_s:.0f}s") from None
+                time.sleep(0.02)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
 
 class Lake:
@@ -299,8 +362,31 @@ class Lake:
         if self.settings.object_store == "folder":
             Path(self.data_path).mkdir(parents=True, exist_ok=True)
         con.execute(f"LOAD '{extension_path('ducklake')}'")
-        con.execute(f"ATTACH 'ducklake:{catalog}' AS {LAKE_ALIAS} "
-                    f"(DATA_PATH '{self.data_path}', DATA_INLINING_ROW_LIMIT 0)")
+        sqlite_file = catalog[len("sqlite:"):] if catalog.startswith("sqlite:") else None
+        # SQLite answers "database is locked" at once while another connection commits: wait for it instead
+        busy = f", META_BUSY_TIMEOUT {SQLITE_BUSY_TIMEOUT_MS}" if sqlite_file else ""
+        attach = (f"ATTACH 'ducklake:{catalog}' AS {LAKE_ALIAS} "
+                  f"(DATA_PATH '{self.data_path}', DATA_INLINING_ROW_LIMIT 0{busy})")
+        fresh = sqlite_file is not None and not (Path(sqlite_file).exists() and Path(sqlite_file).stat().st_size)
+        # the first ATTACH creates the catalog: two at once (two runs on a new lake) meet SQLite's lock
+        with writer_lock(sqlite_file) if fresh else contextlib.nullcontext():
+            if fresh and sqlite_file:
+                # write-ahead log: readers (other runs) neither block nor are blocked by a committing writer;
+                # writers take turns on ``writer_lock``. The mode is kept in the file.
+                import sqlite3
+
+                Path(sqlite_file).parent.mkdir(parents=True, exist_ok=True)
+                with contextlib.closing(sqlite3.connect(sqlite_file)) as db:
+                    db.execute("PRAGMA journal_mode=WAL")
+            for attempt in range(1, 9):
+                try:
+                    con.execute(attach)
+                    break
+                except duckdb.Error as exc:  # a writer is committing: SQLite reports it at once
+                    if "database is locked" not in str(exc) or attempt == 8:
+                        con.close()
+                        raise
+                    time.sleep(min(0.05 * 2 ** attempt, 2.0) * (0.5 + random.random()))
         return con
 
     def sqlite_extension(self) -> Path:
@@ -308,7 +394,7 @@ class Lake:
         target = self.settings.home.resolve() / "duckdb_extensions" / "sqlite_scanner.duckdb_extension"
         if not target.exists():
             target.parent.mkdir(parents=True, exist_ok=True)
-            tmp = target.with_suffix(f".tmp{os.getpid()}")
+            tmp = _tmp_name(target)  # two runs in one process may get here at once
             shutil.copyfile(extension_path("sqlite"), tmp)
             os.replace(tmp, target)
         return target
@@ -316,23 +402,34 @@ class Lake:
     @staticmethod
     def transact(con: duckdb.DuckDBPyConnection, work: Callable[[duckdb.DuckDBPyConnection], T],
                  attempts: int = 8) -> T:
-        """Run ``work`` in one transaction; retry when a concurrent writer holds the catalog."""
-        for attempt in range(1, attempts + 1):
-            con.execute("BEGIN TRANSACTION")
-            try:
-                out = work(con)
-                con.execute("COMMIT")
-                return out
-            except duckdb.Error as exc:
+        """Run ``work`` in one transaction; retry when a concurrent writer holds the catalog.
+
+        With a SQLite catalog the transaction also holds the lake's writer lock (``writer_lock``): two
+        writers of one table (two backfills of the same hours) take turns instead of meeting SQLite's
+        lock, which it reports at once (no busy timeout) and, under contention, for longer than the retries.
+        """
+        with writer_lock(sqlite_catalog_of(con)):
+            for attempt in range(1, attempts + 1):
+                con.execute("BEGIN TRANSACTION")
                 try:
-                    con.execute("ROLLBACK")
-                except duckdb.Error:
-                    pass
-                transient = any(s in str(exc) for s in ("database is locked", "Transaction conflict", "conflict"))
-                if not transient or attempt == attempts:
-                    raise
-                time.sleep(min(0.05 * 2 ** attempt, 2.0) * (0.5 + random.random()))
+                    out = work(con)
+                    con.execute("COMMIT")
+                    return out
+                except duckdb.Error as exc:
+                    try:
+                        con.execute("ROLLBACK")
+                    except duckdb.Error:
+                        pass
+                    transient = any(s in str(exc) for s in ("database is locked", "Transaction conflict", "conflict"))
+                    if not transient or attempt == attempts:
+                        raise
+                    time.sleep(min(0.05 * 2 ** attempt, 2.0) * (0.5 + random.random()))
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def write_lock(self) -> contextlib.AbstractContextManager[None]:
+        """The writer lock of this lake (see ``writer_lock``), for writers that are not ``transact`` (dbt)."""
+        catalog = self.settings.resolved_lake_catalog
+        return writer_lock(catalog[len("sqlite:"):] if catalog.startswith("sqlite:") else None)
 
     @staticmethod
     def snapshot_id(con: duckdb.DuckDBPyConnection) -> int:
@@ -364,3 +461,6 @@ class Lake:
             parts += [f"ENDPOINT '{endpoint}'", "URL_STYLE 'path'",
                       f"USE_SSL {'true' if s.s3_endpoint.startswith('https') else 'false'}"]
         con.execute(f"CREATE OR REPLACE SECRET creditrisk_s3 ({', '.join(parts)})")
+        # a dead or hung endpoint fails a lake read/write within about a minute (default: 4 x 30 s + backoff);
+        # DuckDB's error names the URL (endpoint, bucket, object)
+        con.execute(f"SET http_timeout = {S3_READ_TIMEOUT_S}; SET http_retries = {S3_ATTEMPTS - 1}")

@@ -9,7 +9,7 @@ from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_as
 
 from ..gold.catalogue import catalogue_markdown
 from ..gold.profiles import PROJECT_DIR
-from ..resources import Lake
+from ..resources import LAKE_POOL, Lake
 
 
 class GoldTranslator(DagsterDbtTranslator):
@@ -49,20 +49,23 @@ def build_gold_assets(partitions_def: dg.PartitionsDefinition) -> dg.AssetsDefin
 
     @dbt_assets(manifest=project.manifest_path, partitions_def=partitions_def, name="gold_dbt",
                 backfill_policy=dg.BackfillPolicy.single_run(), dagster_dbt_translator=GoldTranslator(),
-                project=project)
+                project=project, pool=LAKE_POOL)
     def gold_dbt(context: dg.AssetExecutionContext, dbt: DbtCliResource, lake: dg.ResourceParam[Lake]):
-        con = lake.connect_lake()
-        try:
-            snapshot = Lake.snapshot_id(con)
-        finally:
-            con.close()
-        dbt_vars = window_vars(context, snapshot)
-        context.log.info(f"dbt build for decisions in [{dbt_vars['start_hour']}, {dbt_vars['end_hour']}) "
-                         f"reading silver at lake snapshot {snapshot}")
-        for event in dbt.cli(["build", "--vars", json.dumps(dbt_vars)], context=context).stream():
-            if isinstance(event, dg.Output):
-                event = event.with_metadata({**event.metadata, "silver_snapshot_id": snapshot,
-                                             "window": f"{dbt_vars['start_hour']} .. {dbt_vars['end_hour']}"})
-            yield event
+        # one lake writer at a time, also where the pool is not enforced (in-process runs): two builds of
+        # the same window would both delete+insert its rows, and dbt's own DuckDB file takes one process
+        with lake.write_lock():
+            con = lake.connect_lake()
+            try:
+                snapshot = Lake.snapshot_id(con)
+            finally:
+                con.close()
+            dbt_vars = window_vars(context, snapshot)
+            context.log.info(f"dbt build for decisions in [{dbt_vars['start_hour']}, {dbt_vars['end_hour']}) "
+                             f"reading silver at lake snapshot {snapshot}")
+            for event in dbt.cli(["build", "--vars", json.dumps(dbt_vars)], context=context).stream():
+                if isinstance(event, dg.Output):
+                    event = event.with_metadata({**event.metadata, "silver_snapshot_id": snapshot,
+                                                 "window": f"{dbt_vars['start_hour']} .. {dbt_vars['end_hour']}"})
+                yield event
 
     return gold_dbt

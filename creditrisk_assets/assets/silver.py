@@ -8,7 +8,7 @@ from ..metadata import md_table
 from ..quality.profile import profile_silver
 from ..quality.runner import SilverRun, run_silver
 from ..quality.silver import silver_columns
-from ..resources import Lake, ObjectStore
+from ..resources import LAKE_POOL, Lake, ObjectStore
 from ..settings import Settings
 from .bronze import hours_of
 
@@ -73,7 +73,7 @@ def build_silver_assets(partitions_def: dg.PartitionsDefinition) -> dg.AssetsDef
     ]
 
     @dg.multi_asset(specs=specs, check_specs=checks, partitions_def=partitions_def, can_subset=True,
-                    backfill_policy=dg.BackfillPolicy.single_run(), name="silver_tables")
+                    backfill_policy=dg.BackfillPolicy.single_run(), name="silver_tables", pool=LAKE_POOL)
     def silver_tables(context: dg.AssetExecutionContext, store: dg.ResourceParam[ObjectStore],
                       lake: dg.ResourceParam[Lake], settings: dg.ResourceParam[Settings]):
         hours = hours_of(context)
