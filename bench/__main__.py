@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-BENCHES = ["ingest", "validate", "features", "train", "drift", "serving"]
+BENCHES = ["startup", "ingest", "validate", "features", "train", "drift", "serving"]
 
 
 def main(argv: list[str]) -> int:

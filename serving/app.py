@@ -110,7 +110,9 @@ class PdService:
         self.mode, self.canary_share = settings.serve_mode, settings.serve_canary_share
         self.writer = PredictionLogWriter(object_store_from_settings(settings), self.parser.feature_names,
                                           categorical_features(), settings.prediction_log_flush_rows,
-                                          settings.prediction_log_flush_s)
+                                          settings.prediction_log_flush_s,
+                                          # answered rows spool here until uploaded: a killed replica loses none
+                                          spool_dir=settings.home.resolve() / "serving" / "prediction-log-spool")
         self.metrics = _Metrics()
         self.store = object_store_from_settings(settings)
         self._drift_thread = threading.Thread(target=self._watch_drift, name="drift-gauges", daemon=True)

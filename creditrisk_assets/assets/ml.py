@@ -7,14 +7,6 @@ import pandas as pd
 
 from ..metadata import md_table
 from ..modeling.dataset import TARGET, TrainingSet, build_training_set
-from ..modeling.pipeline import (
-    evaluate_model,
-    evaluation_summary,
-    log_and_register,
-    oracle_pd,
-    promote_if_better,
-)
-from ..modeling.registry import alias_version, connect
 from ..modeling.train import TrainedModel, train_baseline, train_xgboost
 from ..monitoring.alerts import Alert, send_alert
 from ..resources import Lake, ObjectStore
@@ -68,13 +60,19 @@ def pd_xgboost(ts: TrainingSet, settings: dg.ResourceParam[Settings]) -> dg.Outp
                       "card for both models; both runs logged to MLflow; the better one registered as `challenger`.")
 def evaluation(context: dg.AssetExecutionContext, ts: TrainingSet, baseline: TrainedModel, xgb: TrainedModel,
                store: dg.ResourceParam[ObjectStore], settings: dg.ResourceParam[Settings]) -> dg.Output[dict]:
+    # mlflow, scikit-learn and matplotlib load in the run that needs them, not with the Definitions
+    from ..modeling.pipeline import evaluate_model, evaluation_summary, log_and_register, oracle_pd
+    from ..modeling.registry import connect, server_errors_named
+
     client = connect(settings.resolved_mlflow_uri, settings.mlflow_artifact_location)  # fails fast, before any work is logged
     models = {"baseline": baseline, "xgboost": xgb}
     truth = oracle_pd(store, ts.frame["sk_id_curr"])
     groups = tuple(g.strip() for g in settings.gate_fairness_groups.split(",") if g.strip())
     evals = {k: evaluate_model(m, ts, settings.decision_threshold, truth, gated_groups=groups)
              for k, m in models.items()}
-    candidate, logged = log_and_register(client, models, evals, ts, context.run_id)
+    # a server lost mid-way fails the step naming its URI; the version is complete or absent (registry.py)
+    with server_errors_named(settings.resolved_mlflow_uri, "registering the challenger"):
+        candidate, logged = log_and_register(client, models, evals, ts, context.run_id)
     summary = pd.DataFrame({k: evaluation_summary(e) for k, e in evals.items()})
     best = evals[candidate]
     out = {"candidate": candidate, "version": logged[candidate].version, "run_id": logged[candidate].run_id,
@@ -96,12 +94,16 @@ def evaluation(context: dg.AssetExecutionContext, ts: TrainingSet, baseline: Tra
                       "canary against the champion on the reference set are within the configured bounds.")
 def promotion(context: dg.AssetExecutionContext, ts: TrainingSet, evaluated: dict, baseline: TrainedModel,
               xgb: TrainedModel, settings: dg.ResourceParam[Settings]) -> dg.Output[dict]:
+    from ..modeling.pipeline import promote_if_better
+    from ..modeling.registry import alias_version, connect, server_errors_named
+
     client = connect(settings.resolved_mlflow_uri, settings.mlflow_artifact_location)
     model = {"baseline": baseline, "xgboost": xgb}[evaluated["candidate"]]
     test = ts.part("test")
-    decision = promote_if_better(client, evaluated["version"], evaluated["metrics"], model.predict_pd(test),
-                                 model.input_frame(test), settings.decision_threshold, settings.gate_policy,
-                                 labels=test[TARGET].to_numpy())
+    with server_errors_named(settings.resolved_mlflow_uri, "gating the challenger"):
+        decision = promote_if_better(client, evaluated["version"], evaluated["metrics"], model.predict_pd(test),
+                                     model.input_frame(test), settings.decision_threshold, settings.gate_policy,
+                                     labels=test[TARGET].to_numpy())
     for reason in decision.reasons:
         (context.log.info if reason.startswith("PASS") else context.log.warning)(reason)
     champion = alias_version(client, "champion")

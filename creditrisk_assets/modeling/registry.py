@@ -3,15 +3,24 @@
 Aliases move without history, so every move is also recorded: a tag on the version
 (``promoted_at``, ``previous_champion``) and a JSON list on the registered model
 (``champion_history``) that ``rollback`` walks back.
+
+A version is created only once its run holds the model artefact, and with its tags in the same call
+(``registration=complete``, ``gate_decision=pending``, the run's lineage tags): a tracking server lost at
+any point leaves either no version or a complete one, and the error names the tracking URI. Versions
+found without their artefact or tags (older code, by hand) are marked ``registration=failed`` before the
+next registration and are never made champion.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import os
 import tempfile
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +38,14 @@ from .train import TrainedModel
 REGISTERED_MODEL = "creditrisk-pd"
 EXPERIMENT = "creditrisk-pd"
 CHAMPION, CHALLENGER = "champion", "challenger"
+#: Version tags written atomically with the version (``create_model_version(tags=...)``).
+REGISTRATION, COMPLETE, FAILED = "registration", "complete", "failed"
+GATE_DECISION, PENDING = "gate_decision", "pending"  # the gate (ml/promotion) sets promoted / refused
+#: A dead tracking server fails in seconds, not after MLflow's default 7 retries with back-off (minutes);
+#: the environment may set other values (``MLFLOW_HTTP_REQUEST_MAX_RETRIES`` / ``_TIMEOUT``).
+HTTP_MAX_RETRIES, HTTP_TIMEOUT_S = 1, 10
+
+log = logging.getLogger("creditrisk.modeling.registry")
 
 
 class MlflowUnavailable(RuntimeError):
@@ -51,21 +68,53 @@ def connect(tracking_uri: str, artifact_location: str | None = None) -> MlflowCl
     ``artifact_location`` is used when the experiment is created (local stores keep artifacts in the
     data home, not in the working directory); a server's own default applies otherwise.
     """
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
-    if tracking_uri.startswith("http"):
-        try:
-            with urllib.request.urlopen(tracking_uri.rstrip("/") + "/health", timeout=3) as r:  # noqa: S310
-                r.read()
-        except (urllib.error.URLError, OSError) as exc:
-            raise MlflowUnavailable(f"MLflow tracking server {tracking_uri} is unreachable ({exc}): "
-                                    "check CREDITRISK_MLFLOW_TRACKING_URI") from exc
+    bound_retries()
+    problem = unreachable(tracking_uri)
+    if problem:
+        raise MlflowUnavailable(f"MLflow tracking server {tracking_uri} is unreachable ({problem}): "
+                                "check CREDITRISK_MLFLOW_TRACKING_URI")
     mlflow.set_tracking_uri(tracking_uri)
     client = MlflowClient(tracking_uri)
     if client.get_experiment_by_name(EXPERIMENT) is None:
         client.create_experiment(EXPERIMENT, artifact_location=artifact_location)
     mlflow.set_experiment(EXPERIMENT)
     return client
+
+
+def bound_retries() -> None:
+    """Bound the MLflow client's HTTP retries and timeout (read by MLflow on every request)."""
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", str(HTTP_MAX_RETRIES))
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", str(HTTP_TIMEOUT_S))
+
+
+def unreachable(tracking_uri: str) -> str | None:
+    """Why a tracking server does not answer ``/health`` (None: it answers, or the store is local)."""
+    if not tracking_uri.startswith("http"):
+        return None
+    try:
+        with urllib.request.urlopen(tracking_uri.rstrip("/") + "/health", timeout=3) as r:  # noqa: S310
+            r.read()
+    except (urllib.error.URLError, OSError) as exc:
+        return str(exc)
+    return None
+
+
+@contextlib.contextmanager
+def server_errors_named(tracking_uri: str, doing: str) -> Iterator[None]:
+    """Turn a failure while the tracking server is gone into ``MlflowUnavailable`` naming its URI (other
+    failures, with the server up, pass unchanged)."""
+    try:
+        yield
+    except MlflowUnavailable:
+        raise
+    except Exception as exc:
+        problem = unreachable(tracking_uri)
+        if problem is None:
+            raise
+        raise MlflowUnavailable(
+            f"MLflow tracking server {tracking_uri} went away while {doing} ({type(exc).__name__}; now: {problem}); "
+            "no version is left half-registered: rerun once it is back (check CREDITRISK_MLFLOW_TRACKING_URI)"
+        ) from exc
 
 
 @dataclass
@@ -78,25 +127,89 @@ class LoggedModel:
 def log_model_run(client: MlflowClient, trained: TrainedModel, *, example: pd.DataFrame,
                   metrics: dict[str, float], params: dict[str, Any], tags: dict[str, str],
                   artifacts: dict[str, bytes | str], register: bool) -> LoggedModel:
-    """One MLflow run: params, metrics, tags, artifacts, then the model (registered last, so a
-    failure before it leaves no half-registered version)."""
-    with mlflow.start_run(run_name=f"pd_{trained.kind}", tags=tags) as run:
-        mlflow.log_params({k: v for k, v in params.items() if v is not None})
-        mlflow.log_metrics({k: float(v) for k, v in metrics.items() if v is not None and np.isfinite(v)})
-        with tempfile.TemporaryDirectory(prefix="creditrisk-mlflow-") as tmp:
-            for name, content in artifacts.items():
-                path = Path(tmp) / name
-                path.write_bytes(content) if isinstance(content, bytes) else path.write_text(content)
-                mlflow.log_artifact(str(path))
-        x = trained.input_frame(example)
-        info = mlflow.pyfunc.log_model(
-            name="model", python_model=PdModel(trained), input_example=x.head(5),
-            signature=infer_signature(x, trained.predict_pd(x)),
-            pip_requirements=["xgboost-cpu==3.2.0", "scikit-learn==1.9.1", "pandas==2.3.3", "mlflow==3.17.2"],
-            registered_model_name=REGISTERED_MODEL if register else None,
-        )
-        version = str(info.registered_model_version) if register and info.registered_model_version else None
-        return LoggedModel(run.info.run_id, version, info.model_uri)
+    """One MLflow run: params, metrics, tags, artifacts and the model; then, with ``register``, a new
+    version of the registered model created with its tags in one call, after the run has ended with
+    everything in it (a failure before leaves no version; one after leaves a complete version)."""
+    bound_retries()
+    with server_errors_named(client.tracking_uri, f"logging the pd_{trained.kind} run"):
+        if register:
+            sweep_incomplete(client)
+        with mlflow.start_run(run_name=f"pd_{trained.kind}", tags=tags) as run:
+            mlflow.log_params({k: v for k, v in params.items() if v is not None})
+            mlflow.log_metrics({k: float(v) for k, v in metrics.items() if v is not None and np.isfinite(v)})
+            with tempfile.TemporaryDirectory(prefix="creditrisk-mlflow-") as tmp:
+                for name, content in artifacts.items():
+                    path = Path(tmp) / name
+                    path.write_bytes(content) if isinstance(content, bytes) else path.write_text(content)
+                    mlflow.log_artifact(str(path))
+            info = _log_model(trained, trained.input_frame(example))
+    version = None
+    if register:
+        with server_errors_named(client.tracking_uri, f"registering the pd_{trained.kind} model"):
+            version = _register_version(client, info.model_uri, info.model_id, run.info.run_id,
+                                        {**tags, REGISTRATION: COMPLETE, GATE_DECISION: PENDING})
+    return LoggedModel(run.info.run_id, version, info.model_uri)
+
+
+def _log_model(trained: TrainedModel, x: pd.DataFrame) -> Any:
+    """The pyfunc model into the active run (its artefact upload); not registered here."""
+    return mlflow.pyfunc.log_model(
+        name="model", python_model=PdModel(trained), input_example=x.head(5),
+        signature=infer_signature(x, trained.predict_pd(x)),
+        pip_requirements=["xgboost-cpu==3.2.0", "scikit-learn==1.9.1", "pandas==2.3.3", "mlflow==3.17.2"],
+    )
+
+
+def _register_version(client: MlflowClient, model_uri: str, model_id: str, run_id: str,
+                      tags: dict[str, str]) -> str:
+    """A new version of ``creditrisk-pd`` with ``tags``, atomically (one ``create_model_version``)."""
+    try:
+        client.create_registered_model(REGISTERED_MODEL)
+    except MlflowException as exc:
+        if exc.error_code not in ("RESOURCE_ALREADY_EXISTS", "ALREADY_EXISTS"):
+            raise
+    mv = client.create_model_version(REGISTERED_MODEL, model_uri, run_id=run_id, tags=tags, model_id=model_id)
+    with contextlib.suppress(MlflowException):  # the logged model's link to its version (UI only)
+        client.set_logged_model_tags(model_id, {"mlflow.modelVersions": json.dumps(
+            [{"name": REGISTERED_MODEL, "version": str(mv.version)}])})
+    return str(mv.version)
+
+
+def version_problem(client: MlflowClient, mv: Any) -> str | None:
+    """Why a version is not complete (no model artefact, no gate tags, not ready); None when it is."""
+    if mv.tags.get(REGISTRATION) == FAILED:
+        return mv.tags.get("registration_error") or "marked failed"
+    if mv.tags.get(REGISTRATION) == COMPLETE:  # created with its tags, after its artefact was logged
+        return None
+    if str(mv.status) != "READY":
+        return f"status {mv.status}"
+    if GATE_DECISION not in mv.tags:
+        return "no gate tags (registered without them, or interrupted before the gate)"
+    try:
+        uri = client.get_model_version_download_uri(REGISTERED_MODEL, str(mv.version))
+        names = {Path(f.path).name for f in mlflow.artifacts.list_artifacts(artifact_uri=uri)}
+    except (MlflowException, OSError) as exc:
+        return f"model artefact unreadable ({type(exc).__name__})"
+    return None if "MLmodel" in names else "no model artefact (MLmodel missing)"
+
+
+def sweep_incomplete(client: MlflowClient) -> list[str]:
+    """Mark versions without their model artefact or tags ``registration=failed`` (with the reason), so
+    nothing treats them as candidates; versions holding an alias are in use and left alone. Returns the
+    versions marked now."""
+    aliased = {alias_version(client, CHAMPION), alias_version(client, CHALLENGER)}
+    marked = []
+    for mv in client.search_model_versions(f"name='{REGISTERED_MODEL}'"):
+        if str(mv.version) in aliased or mv.tags.get(REGISTRATION) in (COMPLETE, FAILED):
+            continue
+        problem = version_problem(client, mv)
+        if problem is None:
+            continue
+        client.set_model_version_tag(REGISTERED_MODEL, str(mv.version), "registration_error", problem[:4000])
+        client.set_model_version_tag(REGISTERED_MODEL, str(mv.version), REGISTRATION, FAILED)
+        log.warning("model version marked incomplete", extra={"version": str(mv.version), "problem": problem})
+        marked.append(str(mv.version))
+    return marked
 
 
 def alias_version(client: MlflowClient, alias: str) -> str | None:
@@ -122,7 +235,12 @@ def history(client: MlflowClient) -> list[dict[str, str]]:
 
 
 def set_champion(client: MlflowClient, version: str, reason: str, at: str) -> str | None:
-    """Move ``champion`` to ``version`` and record the move; returns the previous champion."""
+    """Move ``champion`` to ``version`` and record the move; returns the previous champion. A version
+    marked ``registration=failed`` is refused (ValueError)."""
+    tags = client.get_model_version(REGISTERED_MODEL, version).tags
+    if tags.get(REGISTRATION) == FAILED:
+        raise ValueError(f"{REGISTERED_MODEL} version {version} is incomplete "
+                         f"({tags.get('registration_error', 'registration failed')}): it cannot be champion")
     previous = alias_version(client, CHAMPION)
     client.set_registered_model_alias(REGISTERED_MODEL, CHAMPION, version)
     client.set_model_version_tag(REGISTERED_MODEL, version, "promoted_at", at)
