@@ -165,8 +165,10 @@ def test_replica_killed_under_load_loses_no_answer_and_recovers(stack: dict[str,
 
     url = stack["url"]
     bodies = [application(stack["gold"], i) for i in range(20)]
+    # the cluster is shared: a replica of an earlier deployment may still be stopping; start from steady state
+    poll(lambda: replica_states() == {"RUNNING": 2} and len(replica_names()) == 2, 120,
+         "exactly 2 RUNNING replicas before the kill", every_s=0.25)
     before = replica_names()
-    assert len(before) == 2 and replica_states() == {"RUNNING": 2}, (before, replica_states())
 
     health: list[tuple[float, int, str]] = []
     health_stop = threading.Event()
