@@ -268,11 +268,11 @@ def _stats_residue(con: duckdb.DuckDBPyConnection, pseudonyms: set[str]) -> list
 
 
 def _vacuum_sqlite_catalog(settings: Settings) -> bool:
-    catalog = settings.resolved_lake_catalog
-    if not catalog.startswith("sqlite:"):
+    catalog = settings.sqlite_lake_catalog
+    if catalog is None:
         return False
     try:
-        db = sqlite3.connect(catalog[len("sqlite:"):], timeout=10)
+        db = sqlite3.connect(catalog, timeout=10)
         try:
             db.execute("VACUUM")
         finally:

@@ -303,6 +303,11 @@ def sqlite_catalog_of(con: duckdb.DuckDBPyConnection) -> str | None:
     return path[len("sqlite:"):] if path.startswith("sqlite:") else None
 
 
+def _backoff_s(attempt: int) -> float:
+    """Jittered exponential backoff before retry ``attempt`` of a lake catalog operation."""
+    return min(0.05 * 2 ** attempt, 2.0) * (0.5 + random.random())
+
+
 @contextmanager
 def writer_lock(catalog_file: str | None, timeout_s: float = WRITER_LOCK_TIMEOUT_S) -> Iterator[None]:
     """An exclusive lock (``flock`` on ``<catalog>.lock``) for one writer of a SQLite-catalogued lake at a time,
@@ -353,16 +358,15 @@ class Lake:
 
     def connect_lake(self, threads: int | None = None) -> duckdb.DuckDBPyConnection:
         con = self.connect(threads=threads)
-        catalog = self.settings.resolved_lake_catalog
-        if catalog.startswith("sqlite:"):
-            Path(catalog[len("sqlite:"):]).parent.mkdir(parents=True, exist_ok=True)
+        catalog, sqlite_file = self.settings.resolved_lake_catalog, self.settings.sqlite_lake_catalog
+        if sqlite_file is not None:
+            Path(sqlite_file).parent.mkdir(parents=True, exist_ok=True)
             con.execute(f"LOAD '{self.sqlite_extension()}'")
         elif catalog.startswith("postgres:"):
             con.execute(f"LOAD '{extension_path('postgres_scanner')}'")
         if self.settings.object_store == "folder":
             Path(self.data_path).mkdir(parents=True, exist_ok=True)
         con.execute(f"LOAD '{extension_path('ducklake')}'")
-        sqlite_file = catalog[len("sqlite:"):] if catalog.startswith("sqlite:") else None
         # SQLite answers "database is locked" at once while another connection commits: wait for it instead
         busy = f", META_BUSY_TIMEOUT {SQLITE_BUSY_TIMEOUT_MS}" if sqlite_file else ""
         attach = (f"ATTACH 'ducklake:{catalog}' AS {LAKE_ALIAS} "
@@ -375,7 +379,6 @@ class Lake:
                 # writers take turns on ``writer_lock``. The mode is kept in the file.
                 import sqlite3
 
-                Path(sqlite_file).parent.mkdir(parents=True, exist_ok=True)
                 with contextlib.closing(sqlite3.connect(sqlite_file)) as db:
                     db.execute("PRAGMA journal_mode=WAL")
             for attempt in range(1, 9):
@@ -386,7 +389,7 @@ class Lake:
                     if "database is locked" not in str(exc) or attempt == 8:
                         con.close()
                         raise
-                    time.sleep(min(0.05 * 2 ** attempt, 2.0) * (0.5 + random.random()))
+                    time.sleep(_backoff_s(attempt))
         return con
 
     def sqlite_extension(self) -> Path:
@@ -423,13 +426,12 @@ class Lake:
                     transient = any(s in str(exc) for s in ("database is locked", "Transaction conflict", "conflict"))
                     if not transient or attempt == attempts:
                         raise
-                    time.sleep(min(0.05 * 2 ** attempt, 2.0) * (0.5 + random.random()))
+                    time.sleep(_backoff_s(attempt))
         raise AssertionError("unreachable")  # pragma: no cover
 
     def write_lock(self) -> contextlib.AbstractContextManager[None]:
         """The writer lock of this lake (see ``writer_lock``), for writers that are not ``transact`` (dbt)."""
-        catalog = self.settings.resolved_lake_catalog
-        return writer_lock(catalog[len("sqlite:"):] if catalog.startswith("sqlite:") else None)
+        return writer_lock(self.settings.sqlite_lake_catalog)
 
     @staticmethod
     def snapshot_id(con: duckdb.DuckDBPyConnection) -> int:

@@ -116,6 +116,12 @@ class Settings:
         return self.lake_catalog or f"sqlite:{self.resolved_lake_dir / 'catalog.sqlite'}"
 
     @property
+    def sqlite_lake_catalog(self) -> str | None:
+        """The SQLite file of the DuckLake catalog, or None when the catalog is elsewhere (Postgres)."""
+        catalog = self.resolved_lake_catalog
+        return catalog[len("sqlite:"):] if catalog.startswith("sqlite:") else None
+
+    @property
     def resolved_mlflow_uri(self) -> str:
         return self.mlflow_tracking_uri or f"sqlite:///{(self.home / 'mlflow.db').resolve()}"
 
