@@ -1,6 +1,7 @@
-"""Generate the reference docs that are derived from code (``python -m creditrisk_assets.docs``).
+"""Generate the files derived from the contracts and the feature catalogue (``python -m creditrisk_assets.docs``).
 
-A test fails when a generated file in ``docs/`` is out of date, so the docs stay true.
+``docs/contracts.md``, ``docs/features.md`` and the dbt sources (``dbt_project/models/staging/_sources.yml``).
+A test fails when a generated file is out of date, so the docs and dbt stay true to the contracts.
 """
 
 from __future__ import annotations
@@ -12,14 +13,16 @@ from .contracts import TABLES, contract_markdown
 from .quality.pii import silver_name
 from .quality.silver import silver_columns
 
-DOCS = Path(__file__).resolve().parent.parent / "docs"
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = ROOT / "docs"
+DBT_SOURCES = ROOT / "dbt_project" / "models" / "staging" / "_sources.yml"
 
 
 def contracts_doc() -> str:
     parts = [
         "# Data contracts",
         "",
-        "_Generated from `creditrisk_assets/contracts.py` by `python -m creditrisk_assets.docs`; do not edit._",
+        "_Generated from `creditrisk_assets/contracts/*.yml` by `python -m creditrisk_assets.docs`; do not edit._",
         "",
         "Every landed file is checked against its table's contract in silver. Types are `int`, `float`, `str`,",
         "`date` (`YYYY-MM-DD`), `timestamp` (`YYYY-MM-DDTHH:MM:SS`, UTC). *required*: a file without the column",
@@ -28,6 +31,13 @@ def contracts_doc() -> str:
         "",
         "PII classes: `identifier` → keyed HMAC-SHA256 (`<COLUMN>_HASH` in silver); `free_text` → dropped;",
         "`birth_date` → `AGE_YEARS` at the event time; `sensitive` → kept for fairness analysis, never a feature.",
+        "PII columns are optional: a source without personal data (Home Credit's files) is not an error.",
+        "",
+        "Roles: `key` (identifier or join key), `event_time` (places the row in time), `feature`, `label`,",
+        "`fairness` (fairness analysis only), `drop` (known, stays in bronze). Columns a contract does not list",
+        "stay in bronze only and are recorded as `extra_column` schema events. *Home Credit*: the column of the",
+        "published Kaggle file it is imported from (`creditrisk import homecredit`); relative days/months are",
+        "turned into absolute dates against the application's decision time.",
         "",
     ]
     for table in TABLES.values():
@@ -57,14 +67,28 @@ def features_doc() -> str:
     ])
 
 
-GENERATED = {"contracts.md": contracts_doc, "features.md": features_doc}
+def dbt_sources() -> str:
+    """The dbt sources: one per contract table, each the silver asset of the same name."""
+    import yaml  # type: ignore[import-untyped]
+
+    tables = [{"name": t.name, "description": t.description,
+               "meta": {"dagster": {"asset_key": ["silver", t.name]}}} for t in TABLES.values()]
+    doc = {"version": 2, "sources": [{
+        "name": "silver", "description": "Silver tables in the versioned lake (DuckLake), written by the Dagster "
+                                         "silver assets; one per contract in creditrisk_assets/contracts/.",
+        "database": "lake", "schema": "silver", "tables": tables}]}
+    head = "# Generated from creditrisk_assets/contracts/*.yml by `python -m creditrisk_assets.docs`; do not edit.\n"
+    return head + yaml.safe_dump(doc, sort_keys=False, allow_unicode=True, width=110)
+
+
+GENERATED = {DOCS / "contracts.md": contracts_doc, DOCS / "features.md": features_doc, DBT_SOURCES: dbt_sources}
 
 
 def main() -> int:
     DOCS.mkdir(exist_ok=True)
-    for name, fn in GENERATED.items():
-        (DOCS / name).write_text(fn())
-        print(f"wrote docs/{name}")
+    for path, fn in GENERATED.items():
+        path.write_text(fn())
+        print(f"wrote {path.relative_to(ROOT)}")
     return 0
 
 

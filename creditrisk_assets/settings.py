@@ -55,7 +55,7 @@ class Settings:
     s3_secret_access_key: str = field(default="", metadata={"doc": "S3 secret key", "secret": True})
     lake_dir: Path | None = field(default=None, metadata={"doc": "DuckDB/DuckLake catalog files (default `<home>/lake`)"})
     lake_catalog: str = field(default="", metadata={"doc": "DuckLake catalog: `sqlite:<path>` (default `sqlite:<lake_dir>/catalog.sqlite`) or `postgres:<dsn>`"})
-    schema_policy: str = field(default="", metadata={"doc": "override every table's schema-evolution policy: `alert`, `auto_correct` or `reject` (default: per-table policy in contracts.py)"})
+    schema_policy: str = field(default="", metadata={"doc": "override every table's schema-evolution policy: `alert`, `auto_correct` or `reject` (default: per-table policy in contracts/<table>.yml)"})
     decision_threshold: float = field(default=0.15, metadata={"doc": "approve when PD < threshold (evaluation, fairness, serving)"})
     gate_min_auc: float = field(default=0.65, metadata={"doc": "promotion gate: minimum out-of-time AUC of any champion"})
     gate_auc_tolerance: float = field(default=0.005, metadata={"doc": "promotion gate: how far below the champion's AUC a challenger may be"})

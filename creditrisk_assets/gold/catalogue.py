@@ -4,7 +4,7 @@ Read from the dbt model's YAML (the one place features are documented), so the D
 ``docs/features.md``, the serving API's request validation and the model all say the same thing.
 
 Every numeric feature has bounds: a ``between`` data test (dbt enforces it on gold, the serving API
-on requests) whose derivation from the silver contracts (``creditrisk_assets/contracts.py``) is the
+on requests) whose derivation from the silver contracts (``creditrisk_assets/contracts/*.yml``) is the
 column's ``meta.bounds_source``; a run of integer ``accepted_values`` bounds a feature too.
 """
 

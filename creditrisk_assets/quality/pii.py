@@ -29,11 +29,11 @@ def hmac_sql(expr: str, key: str) -> str:
 
 
 def silver_name(col: Column) -> str | None:
-    """The column's name in silver (None: dropped)."""
+    """The column's name in silver (None: stays in bronze: role ``drop`` or free text)."""
+    if not col.in_silver:
+        return None
     if col.pii == "identifier":
         return f"{col.name}_HASH"
-    if col.pii == "free_text":
-        return None
     if col.pii == "birth_date":
         return "AGE_YEARS"
     return col.name

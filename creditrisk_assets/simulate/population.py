@@ -11,11 +11,20 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..contracts import CONTRACT_TYPES, EDUCATION_TYPES, FAMILY_STATUSES, HOUSING_TYPES, INCOME_TYPES
 from .config import SimulationConfig
 from .rand import choice, choice_rows, sigmoid, stream
 
 SECONDS_PER_DAY = 86_400
+# The vocabularies the simulator draws from (in the order of its probability tables); each is a subset of the
+# values the contract allows (``tests/unit/test_contracts.py``), which also knows real Home Credit values.
+CONTRACT_TYPES = ("Cash loans", "Revolving loans")
+INCOME_TYPES = ("Working", "Commercial associate", "Pensioner", "State servant", "Unemployed",
+                "Student", "Businessman", "Maternity leave")
+EDUCATION_TYPES = ("Secondary / secondary special", "Higher education", "Incomplete higher",
+                   "Lower secondary", "Academic degree")
+FAMILY_STATUSES = ("Married", "Single / not married", "Civil marriage", "Separated", "Widow")
+HOUSING_TYPES = ("House / apartment", "With parents", "Municipal apartment", "Rented apartment",
+                 "Office apartment", "Co-op apartment")
 PENSIONER_SENTINEL = 365_243  # Home Credit's DAYS_EMPLOYED value for "not employed"
 REVOLVING = CONTRACT_TYPES.index("Revolving loans")
 GENDERS = ("F", "M", "XNA")

@@ -13,15 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
-from ..contracts import (
-    CONTRACT_TYPES,
-    EDUCATION_TYPES,
-    FAMILY_STATUSES,
-    HOUSING_TYPES,
-    INCOME_TYPES,
-    TABLES,
-    Table,
-)
+from ..contracts import TABLES, Table
 from . import pii
 from .history import (
     BB_STATUS,
@@ -36,7 +28,16 @@ from .history import (
     months_to_days,
 )
 from .leakage import post_card_balances, post_installments
-from .population import GENDERS, OCCUPATIONS, ORGANIZATIONS
+from .population import (
+    CONTRACT_TYPES,
+    EDUCATION_TYPES,
+    FAMILY_STATUSES,
+    GENDERS,
+    HOUSING_TYPES,
+    INCOME_TYPES,
+    OCCUPATIONS,
+    ORGANIZATIONS,
+)
 from .rand import stream
 from .world import World
 

@@ -4,15 +4,15 @@ from pathlib import Path
 
 import pytest
 
-from creditrisk_assets.docs import DOCS, GENERATED
+from creditrisk_assets.docs import GENERATED
 from creditrisk_assets.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.mark.parametrize("name", sorted(GENERATED))
-def test_generated_docs_are_current(name: str) -> None:
-    assert (DOCS / name).read_text() == GENERATED[name](), f"run: python -m creditrisk_assets.docs ({name} is stale)"
+@pytest.mark.parametrize("path", sorted(GENERATED), ids=lambda p: p.name)
+def test_generated_files_are_current(path: Path) -> None:
+    assert path.read_text() == GENERATED[path](), f"run: python -m creditrisk_assets.docs ({path.name} is stale)"
 
 
 def test_readme_documents_every_setting() -> None:
