@@ -1,4 +1,4 @@
-"""``creditrisk`` command: simulate, demo, manual model promotion / rollback, erasure and retention."""
+"""``creditrisk`` command: simulate, import, demo, serve, manual model promotion / rollback, erasure, retention."""
 
 from __future__ import annotations
 
@@ -13,6 +13,18 @@ def main(argv: list[str] | None = None) -> int:
         from .simulate.cli import main as simulate_main
 
         return simulate_main(argv[1:])
+    if argv[:2] == ["import", "homecredit"]:
+        from .ingest.homecredit import main as homecredit_main
+
+        return homecredit_main(argv[2:])
+    if argv[:2] == ["import", "table"]:
+        from .ingest.mapping import main as mapping_main
+
+        return mapping_main(argv[2:])
+    if argv[:1] == ["import"]:
+        print("creditrisk import: name what to import: `creditrisk import homecredit --source DIR` or "
+              "`creditrisk import table --source FILE --mapping MAPPING.yml`", file=sys.stderr)
+        return 2
     if argv[:1] == ["serve"]:
         return serve_main(argv[1:])
     if argv[:1] == ["demo"]:
@@ -20,8 +32,8 @@ def main(argv: list[str] | None = None) -> int:
 
         return demo_main(argv[1:])
     ap = argparse.ArgumentParser(prog="creditrisk", description="creditrisk commands "
-                                 "(also: `creditrisk simulate --help`, `creditrisk serve --help`, "
-                                 "`creditrisk demo`)")
+                                 "(also: `creditrisk simulate --help`, `creditrisk import homecredit --help`, "
+                                 "`creditrisk import table --help`, `creditrisk serve --help`, `creditrisk demo`)")
     sub = ap.add_subparsers(dest="cmd", required=True)
     p = sub.add_parser("promote", help="make a registered model version the champion (recorded)")
     p.add_argument("--version", required=True)

@@ -76,3 +76,18 @@ def partition_hour_of_key(key: str) -> dt.datetime | None:
     if not m:
         return None
     return dt.datetime.strptime(f"{m['date']} {m['hour']}", "%Y-%m-%d %H")
+
+
+def import_prefix(source: str, import_id: str) -> str:
+    """What one ``creditrisk import`` run wrote besides landing files: ``imports/<source>/<import id>/``."""
+    return f"imports/{source}/{import_id}/"
+
+
+def import_report_key(source: str, import_id: str) -> str:
+    """The run's report: rows read / written / rejected per table, with reasons (JSON)."""
+    return import_prefix(source, import_id) + "report.json"
+
+
+def import_rejected_key(source: str, import_id: str, table: str) -> str:
+    """Rows an import could not land (cannot be placed in time), with the reason per row (CSV)."""
+    return import_prefix(source, import_id) + f"rejected/{table}.csv"
