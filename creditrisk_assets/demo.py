@@ -29,7 +29,7 @@ from .definitions import build_definitions
 from .ingest.bronze import read_audit_log
 from .layout import HOUR_FMT
 from .logs import configure_logging
-from .resources import Lake, S3Store, object_store_from_settings
+from .resources import Lake, open_store_for_writing
 from .settings import Settings
 from .simulate import SimulationConfig, simulate
 
@@ -161,10 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(settings.log_level)
     if not args.keep:
         fresh_home(settings)
-    store = object_store_from_settings(settings)
-    if isinstance(store, S3Store):
-        store.ensure_bucket()
-    store.check()
+    store = open_store_for_writing(settings)
     start = dt.datetime.strptime(settings.partitions_start, HOUR_FMT)
     hour = lambda h: (start + dt.timedelta(hours=h)).strftime(HOUR_FMT)  # noqa: E731
     steps = 8

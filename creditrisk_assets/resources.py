@@ -270,6 +270,16 @@ def object_store_from_settings(settings: Settings) -> ObjectStore:
     return FolderStore(settings.resolved_store_root)
 
 
+def open_store_for_writing(settings: Settings) -> ObjectStore:
+    """The configured store, ready for a command that writes to it: the S3 bucket exists, the store answers
+    (``ObjectStoreError`` naming endpoint and bucket otherwise)."""
+    store = object_store_from_settings(settings)
+    if isinstance(store, S3Store):
+        store.ensure_bucket()
+    store.check()
+    return store
+
+
 # ---------------------------------------------------------------------------------- lake
 
 def extension_path(name: str) -> Path:

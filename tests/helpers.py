@@ -6,6 +6,8 @@ import csv
 import datetime as dt
 import gzip
 import io
+import json
+from typing import Any
 
 import dagster as dg
 import pyarrow.parquet as pq
@@ -47,6 +49,18 @@ def reference_record_count(name: str, data: bytes) -> int | None:
         return sum(1 for line in text.split("\n") if line.strip())
     except Exception:  # noqa: BLE001 - unreadable by the reference parser too
         return None
+
+
+def read_landed(key: str, data: bytes) -> list[dict[str, Any]]:
+    """A landed file's rows as text, with Python's own parsers (independent of the importers' DuckDB)."""
+    if key.endswith(".gz"):
+        data = gzip.decompress(data)
+    if ".parquet" in key:
+        return pq.read_table(io.BytesIO(data)).to_pylist()
+    text = data.decode("utf-8")
+    if ".csv" in key:
+        return [{k: (v if v != "" else None) for k, v in r.items()} for r in csv.DictReader(io.StringIO(text))]
+    return [json.loads(line) for line in text.splitlines() if line]
 
 
 def landed_records(store: ObjectStore, table: str) -> dict[str, int | None]:

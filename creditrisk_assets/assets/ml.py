@@ -23,15 +23,21 @@ def _img(png: bytes, alt: str) -> str:
           deps=[dg.AssetKey(["gold", "applicant_features"]), dg.AssetKey(["silver", "loan_outcome"]),
                 dg.AssetKey(["silver", "application"])],
           description="Applicant features joined with matured labels, point in time, pinned to the current lake "
-                      "snapshot; split by decision time into train / valid / out-of-time test.")
+                      "snapshot; split by decision time into train / valid / out-of-time test. Features of source "
+                      "tables without rows in silver (and features without a value in the train split) are left "
+                      "out: `feature_groups_absent`, `features_dropped`.")
 def training_set(context: dg.AssetExecutionContext, lake: dg.ResourceParam[Lake]) -> dg.Output[TrainingSet]:
     con = lake.connect_lake()
     try:
         ts = build_training_set(con, snapshot_id=Lake.snapshot_id(con))
     finally:
         con.close()
+    dropped = pd.DataFrame({"feature": list(ts.features_dropped), "left out because": list(ts.features_dropped.values())})
     return dg.Output(ts, metadata={**{k: v for k, v in ts.lineage.items() if v is not None},
-                                   "features": len(ts.features), "dagster/row_count": len(ts.frame)})
+                                   "features": len(ts.features), "dagster/row_count": len(ts.frame),
+                                   "feature_groups_absent": ", ".join(ts.feature_groups_absent) or "none",
+                                   "features_dropped": dg.MetadataValue.md(
+                                       md_table(dropped, max_rows=500, max_width=80) if len(dropped) else "none")})
 
 
 @dg.asset(key=[ML, "pd_baseline"], group_name=ML, kinds={"scikitlearn"},
@@ -94,15 +100,16 @@ def evaluation(context: dg.AssetExecutionContext, ts: TrainingSet, baseline: Tra
                       "canary against the champion on the reference set are within the configured bounds.")
 def promotion(context: dg.AssetExecutionContext, ts: TrainingSet, evaluated: dict, baseline: TrainedModel,
               xgb: TrainedModel, settings: dg.ResourceParam[Settings]) -> dg.Output[dict]:
-    from ..modeling.pipeline import promote_if_better
+    from ..modeling.pipeline import promote_if_better, reference_input
     from ..modeling.registry import alias_version, connect, server_errors_named
 
     client = connect(settings.resolved_mlflow_uri, settings.mlflow_artifact_location)
     model = {"baseline": baseline, "xgboost": xgb}[evaluated["candidate"]]
     test = ts.part("test")
     with server_errors_named(settings.resolved_mlflow_uri, "gating the challenger"):
+        # the champion scores every catalogue feature: it may use feature groups the challenger does not
         decision = promote_if_better(client, evaluated["version"], evaluated["metrics"], model.predict_pd(test),
-                                     model.input_frame(test), settings.decision_threshold, settings.gate_policy,
+                                     reference_input(test), settings.decision_threshold, settings.gate_policy,
                                      labels=test[TARGET].to_numpy())
     for reason in decision.reasons:
         (context.log.info if reason.startswith("PASS") else context.log.warning)(reason)

@@ -34,6 +34,21 @@ _COPY_OPTIONS = {
 }
 
 
+def spread_sql(index_sql: str, start: dt.datetime, per_hour: int) -> str:
+    """SQL of the decision time that spreading by id gives application index ``index_sql`` (``id - id_base``):
+    hour ``start + i // per_hour``, then ``((i % per_hour) + 1) * 3600 // (per_hour + 1)`` seconds into it, so an
+    hour's applications are evenly spaced and never on the hour boundary (nor at midnight). The one rule of
+    ``creditrisk import homecredit`` and of ``creditrisk import table`` with a constant start."""
+    i = f"({index_sql})"
+    return (f"(TIMESTAMP '{start:%Y-%m-%d %H:%M:%S}' + to_hours(CAST({i} // {per_hour} AS BIGINT)) "
+            f"+ to_seconds(CAST((({i} % {per_hour}) + 1) * 3600 // {per_hour + 1} AS BIGINT)))")
+
+
+def spread_decision_time(index: int, start: dt.datetime, per_hour: int) -> dt.datetime:
+    """``spread_sql`` for one application, in Python (tests, reports)."""
+    return start + dt.timedelta(hours=index // per_hour, seconds=((index % per_hour) + 1) * 3600 // (per_hour + 1))
+
+
 def landing_file_key(table: str, hour: dt.datetime, landing_format: str) -> str:
     """The one file an importer writes for ``table`` and ``hour``."""
     return landing_prefix(table, hour) + f"part-00000.{landing_format}"
@@ -52,7 +67,9 @@ def write_hourly(con: duckdb.DuckDBPyConnection, select_sql: str, table: Table, 
     data_cols = [c for c in cols if c != HOUR_COLUMN]
     keys = [k for k in (order_by if order_by is not None else list(table.primary_key)) if k in data_cols]
     order = ", ".join([_HOUR_KEY, *(_q(k) for k in keys)])
-    body = (f"SELECT {', '.join(_q(c) for c in data_cols)}, strftime({_q(HOUR_COLUMN)}, '%Y-%m-%dT%H') AS {_HOUR_KEY} "
+    # the hour key is a TIMESTAMP, not text: the per-hour reads below skip other hours' row groups by their
+    # min/max, which DuckDB keeps for strings only as an 8-byte prefix ('2026-10-' for a whole month)
+    body = (f"SELECT {', '.join(_q(c) for c in data_cols)}, date_trunc('hour', {_q(HOUR_COLUMN)}) AS {_HOUR_KEY} "
             f"FROM ({select_sql}) WHERE {_q(HOUR_COLUMN)} IS NOT NULL ORDER BY {order}")
     counts: dict[str, int] = {}
     staged = f"_landing_{table.name}"
@@ -61,13 +78,12 @@ def write_hourly(con: duckdb.DuckDBPyConnection, select_sql: str, table: Table, 
         per_hour = con.execute(f"SELECT {_HOUR_KEY}, count(*) FROM {_q(staged)} GROUP BY 1 ORDER BY 1").fetchall()
         columns = ", ".join(_q(c) for c in data_cols)
         with tempfile.TemporaryDirectory(prefix=f"landing-{table.name}-") as tmp:
-            bar = tqdm(per_hour, desc=f"land {table.name}", unit="h", file=sys.stderr, disable=not progress)
-            for hk, n in bar:
-                hour = dt.datetime.strptime(hk, "%Y-%m-%dT%H")
+            bar = tqdm(per_hour, desc=f"land {table.name}", unit="h", file=sys.stderr, disable=not progress, leave=False)
+            for hour, n in bar:
                 key = landing_file_key(table.name, hour, table.landing_format)
-                path = Path(tmp) / f"{hk}.{table.landing_format}"
+                path = Path(tmp) / f"{hour:%Y-%m-%dT%H}.{table.landing_format}"
                 con.execute(f"COPY (SELECT {columns} FROM {_q(staged)} WHERE {_HOUR_KEY} = ? ORDER BY rowid) "
-                            f"TO '{path}' ({_COPY_OPTIONS[table.landing_format]})", [hk])
+                            f"TO '{path}' ({_COPY_OPTIONS[table.landing_format]})", [hour])
                 store.put_file(key, path)
                 path.unlink()
                 counts[key] = int(n)

@@ -3,6 +3,14 @@
 A label is usable only once its outcome is known (``OUTCOME_TIME <= as_of``); features are the
 ones gold computed strictly before each decision. The split is by time: the oldest decisions
 train, the next validate (early stopping, calibration), the newest are the out-of-time test.
+
+Which features a model trains on is decided here (``select_features``): a feature whose source
+table has no rows in silver at the training snapshot (a lender that only has applications has no
+bureau, previous applications, instalments or cards) is left out, not learnt as the constant gold
+fills in for an empty history; so is a feature without a single value in the train split. The
+training set records the feature groups (source tables) left out and every feature dropped, with
+why; the model card and the ml asset metadata list them, and the model, once trained, knows only
+its own features (serving and monitoring use that list).
 """
 
 from __future__ import annotations
@@ -10,6 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import subprocess
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,7 +26,8 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from ..gold.catalogue import categorical_features, features
+from ..contracts import TABLES
+from ..gold.catalogue import Feature, features
 from ..gold.profiles import PROJECT_DIR
 from ..settings import GIT_SHA_PATTERN, Settings
 
@@ -28,6 +38,8 @@ AGE_BANDS = [(18, 25), (25, 35), (35, 50), (50, 65), (65, 200)]
 REPO_DIR = PROJECT_DIR.parent
 #: The image build writes the commit it was built from here (Dockerfile ``ARG GIT_SHA``): an image has no ``.git``.
 GIT_SHA_FILE = REPO_DIR / "GIT_SHA"
+#: why a feature is left out of training (model card, asset metadata)
+ALL_NULL = "entirely null in the train split"
 
 
 class TrainingDataError(ValueError):
@@ -40,13 +52,65 @@ class GitShaError(RuntimeError):
 
 @dataclass
 class TrainingSet:
-    frame: pd.DataFrame  # sk_id_curr, decision_time, features..., TARGET, split, gender, age_band
-    features: list[str]
+    #: sk_id_curr, decision_time, every catalogue feature (the dropped ones too, so a model trained on other
+    #: feature groups can score the same rows), TARGET, split, gender, age_band
+    frame: pd.DataFrame
+    features: list[str]  # what the models train on
     categorical: list[str]
     lineage: dict[str, str | int | float | None] = field(default_factory=dict)  # tags, metadata
+    feature_groups_absent: list[str] = field(default_factory=list)  # source tables without rows in silver
+    features_dropped: dict[str, str] = field(default_factory=dict)  # feature → why it is left out
 
     def part(self, split: str) -> pd.DataFrame:
         return self.frame[self.frame["split"] == split]
+
+
+@dataclass(frozen=True)
+class FeatureSelection:
+    """The features to train on, and what is left out: source tables without rows, features and why."""
+
+    features: list[str]
+    categorical: list[str]
+    groups_absent: list[str]
+    dropped: dict[str, str]
+
+
+def no_rows(table: str) -> str:
+    """Why the features of an empty source table are left out."""
+    return f"source table {table} has no rows"
+
+
+def source_row_counts(con: duckdb.DuckDBPyConnection, tables: Iterable[str],
+                      snapshot_id: int | None = None) -> dict[str, int]:
+    """Rows in silver at ``snapshot_id`` (now when None) of each contract table among ``tables``; a table
+    silver has not created yet has none. Names that are not contract tables are left out (not counted)."""
+    at = f" AT (VERSION => {int(snapshot_id)})" if snapshot_id is not None else ""
+    out = {}
+    for table in dict.fromkeys(tables):
+        if table not in TABLES:
+            continue
+        try:
+            row = con.execute(f'SELECT count(*) FROM lake.silver."{table}"{at}').fetchone()
+        except duckdb.CatalogException:
+            row = None
+        out[table] = int(row[0]) if row else 0
+    return out
+
+
+def select_features(catalogue: Sequence[Feature], source_rows: Mapping[str, int],
+                    train: pd.DataFrame) -> FeatureSelection:
+    """The catalogue features worth training on: not those whose source table has no rows (``source_rows``
+    counts them; a source it does not count is kept), nor those without a value in ``train``."""
+    groups = list(dict.fromkeys(f.source for f in catalogue if source_rows.get(f.source, 1) == 0))
+    dropped: dict[str, str] = {}
+    for f in catalogue:
+        if f.source in groups:
+            dropped[f.name] = no_rows(f.source)
+        elif f.name not in train.columns or train[f.name].isna().all():
+            dropped[f.name] = ALL_NULL
+    kept = [f for f in catalogue if f.name not in dropped]
+    return FeatureSelection([f.name for f in kept], [f.name for f in kept if f.data_type == "varchar"], groups,
+                            dropped)
 
 
 def age_band(age: pd.Series) -> pd.Series:
@@ -128,14 +192,21 @@ def git_sha(setting: str | None = None, sha_file: Path = GIT_SHA_FILE, repo: Pat
 
 def build_training_set(con: duckdb.DuckDBPyConnection, as_of: dt.datetime | None = None,
                        snapshot_id: int | None = None, min_rows: int = 200) -> TrainingSet:
-    """The point-in-time training set at ``as_of``, pinned to lake ``snapshot_id``."""
-    feature_names = [f.name for f in features()]
+    """The point-in-time training set at ``as_of``, pinned to lake ``snapshot_id``; features of source
+    tables without rows at that snapshot, and features without a value in the train split, left out."""
+    catalogue = features()
+    feature_names = [f.name for f in catalogue]
     frame = load_matured(con, as_of, snapshot_id)
     if frame.empty:
         raise TrainingDataError("no application has both features and a matured label yet")
     frame["split"] = time_split(frame)
     frame["age_band"] = age_band(frame["age_years"])
     check_training_frame(frame, feature_names, min_rows=min_rows)
+    selection = select_features(catalogue, source_row_counts(con, (f.source for f in catalogue), snapshot_id),
+                                frame[frame["split"] == "train"])
+    if not selection.features:
+        raise TrainingDataError("no feature has a value in the train split: every feature is left out "
+                                f"({', '.join(sorted(set(selection.dropped.values())))})")
     lineage: dict[str, str | int | float | None] = {
         "lake_snapshot_id": snapshot_id, "as_of": None if as_of is None else as_of.isoformat(),
         "dbt_manifest_hash": dbt_manifest_hash(), "git_sha": git_sha(),
@@ -144,4 +215,5 @@ def build_training_set(con: duckdb.DuckDBPyConnection, as_of: dt.datetime | None
         "decision_time_min": str(frame["decision_time"].min()), "decision_time_max": str(frame["decision_time"].max()),
     }
     cols = ["sk_id_curr", "decision_time", *feature_names, TARGET, "split", *FAIRNESS_COLUMNS]
-    return TrainingSet(frame[cols].reset_index(drop=True), feature_names, categorical_features(), lineage)
+    return TrainingSet(frame[cols].reset_index(drop=True), selection.features, selection.categorical, lineage,
+                       selection.groups_absent, selection.dropped)

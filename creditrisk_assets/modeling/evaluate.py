@@ -27,6 +27,7 @@ __all__ = [
     "fairness",
     "global_importance",
     "importance_png",
+    "left_out_lines",
     "model_card",
     "oracle_gap",
     "reason_codes",
@@ -347,6 +348,17 @@ def _md_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     return "\n".join(lines)
 
 
+def left_out_lines(groups_absent: Sequence[str], dropped: Mapping[str, str]) -> list[str]:
+    """Markdown bullets: the feature groups left out, then the features dropped, one line per reason."""
+    groups = ", ".join(f"{g} (no rows)" for g in groups_absent) or "none"
+    out = [f"- Feature groups left out: {groups}"]
+    by_reason: dict[str, list[str]] = {}
+    for name, reason in dropped.items():
+        by_reason.setdefault(reason, []).append(name)
+    out += [f"- Features left out ({reason}): {len(names)}: {', '.join(names)}" for reason, names in by_reason.items()]
+    return out
+
+
 def model_card(
     *,
     name: str,
@@ -360,11 +372,14 @@ def model_card(
     importance: pd.DataFrame,
     oracle: Mapping[str, float | None],
     limitations: list[str],
+    feature_groups_absent: Sequence[str] = (),
+    features_dropped: Mapping[str, str] | None = None,
 ) -> str:
     """A deterministic markdown model card (no timestamps; mapping order is preserved as given).
 
     ``oracle`` is read for ``bayes_optimal_auc``; the gap to it is computed from ``metrics['auc']``.
-    Any other oracle entries are listed as-is.
+    Any other oracle entries are listed as-is. ``feature_groups_absent`` (source tables without rows)
+    and ``features_dropped`` (feature → why it is left out) are listed under Data.
     """
     out: list[str] = [f"# Model card: {name}", ""]
 
@@ -375,6 +390,7 @@ def model_card(
 
     out += ["## Data", ""]
     out += [f"- {k}: {_fmt_kv(k, v)}" for k, v in data.items()] or ["_(no data lineage recorded)_"]
+    out += left_out_lines(feature_groups_absent, features_dropped or {})
     out.append("")
 
     out += ["## Performance", ""]

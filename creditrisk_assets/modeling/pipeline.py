@@ -11,6 +11,7 @@ import pandas as pd
 from mlflow import MlflowClient
 from sklearn.metrics import roc_auc_score
 
+from ..gold.catalogue import features
 from ..resources import ObjectStore
 from ..simulate import bayes_optimal_auc
 from . import evaluate as ev
@@ -90,7 +91,8 @@ def evaluate_model(trained: TrainedModel, ts: TrainingSet, threshold: float, tru
         limitations=["Trained on the simulated population; drift in applicants or products invalidates it.",
                      "Gender is never a feature and its disparity is gated; age in years is a feature (risk depends "
                      "on age in this population), so age-band disparity is reported, gated only if configured.",
-                     f"Decision threshold {threshold}: approve when PD < threshold."])
+                     f"Decision threshold {threshold}: approve when PD < threshold."],
+        feature_groups_absent=ts.feature_groups_absent, features_dropped=ts.features_dropped)
     return Evaluation(trained.kind, metrics, table, fair, importance, reasons, plots, card)
 
 
@@ -98,7 +100,8 @@ def log_and_register(client: MlflowClient, models: dict[str, TrainedModel], eval
                      ts: TrainingSet, dagster_run_id: str) -> tuple[str, dict[str, LoggedModel]]:
     """Log every model's run; register the best one (out-of-time AUC) as a new version → ``challenger``."""
     candidate = max(evaluations, key=lambda k: evaluations[k].metrics["auc"])
-    tags = {"dagster_run_id": dagster_run_id, **{f"lineage.{k}": str(v) for k, v in ts.lineage.items()}}
+    tags = {"dagster_run_id": dagster_run_id, **{f"lineage.{k}": str(v) for k, v in ts.lineage.items()},
+            "feature_groups_absent": ",".join(ts.feature_groups_absent) or "none"}
     logged = {}
     for kind in sorted(models, key=lambda k: k == candidate):  # the candidate last
         e = evaluations[kind]
@@ -106,7 +109,7 @@ def log_and_register(client: MlflowClient, models: dict[str, TrainedModel], eval
                                         "reason_codes_sample.csv": e.reason_codes.to_csv(index=False),
                                         "calibration.csv": e.calibration.to_csv(index=False)}
         params = {**{k: v for k, v in models[kind].params.items() if not isinstance(v, (dict, list))},
-                  "kind": kind, "features": len(models[kind].features)}
+                  "kind": kind, "features": len(models[kind].features), "features_dropped": len(ts.features_dropped)}
         logged[kind] = log_model_run(client, models[kind], example=ts.part("test"), metrics=e.metrics,
                                      params=params, tags={**tags, "model_kind": kind}, artifacts=arts,
                                      register=kind == candidate)
@@ -114,6 +117,19 @@ def log_and_register(client: MlflowClient, models: dict[str, TrainedModel], eval
     assert version is not None
     client.set_registered_model_alias("creditrisk-pd", CHALLENGER, version)
     return candidate, logged
+
+
+def reference_input(frame: pd.DataFrame) -> pd.DataFrame:
+    """Every catalogue feature of ``frame`` as a client sends it (numbers as float64, categories as text or
+    None): what the champion scores in the canary. Its features may differ from the challenger's (other
+    feature groups present at its training); a model ignores the columns it was not trained on."""
+    catalogue = [f for f in features() if f.name in frame.columns]
+    x = frame[[f.name for f in catalogue]].copy()
+    numeric = [f.name for f in catalogue if f.data_type != "varchar"]
+    categorical = [f.name for f in catalogue if f.data_type == "varchar"]
+    x[numeric] = x[numeric].astype("float64")
+    x[categorical] = x[categorical].astype(object).where(x[categorical].notna(), None)
+    return x
 
 
 def canary(client: MlflowClient, challenger_pd: np.ndarray, reference: pd.DataFrame, threshold: float,

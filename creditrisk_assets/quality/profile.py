@@ -67,11 +67,15 @@ def _fmt(v: object) -> str:
 
 
 def evidently_html(frame: pd.DataFrame, out: Path) -> Path:
-    """Evidently's data summary of ``frame`` as a standalone HTML page."""
+    """Evidently's data summary of ``frame`` as a standalone HTML page.
+
+    Columns without a single value are left out (Evidently cannot summarise them: a source without an
+    optional column, e.g. the simulator for the published Home Credit extras); the markdown profile
+    still lists them with 100% missing."""
     from evidently import DataDefinition, Dataset, Report
     from evidently.presets import DataSummaryPreset
 
-    cols = profiled_columns(frame)
+    cols = [c for c in profiled_columns(frame) if frame[c].notna().any()]
     data = frame[cols]
     numeric = [c for c in cols if pd.api.types.is_numeric_dtype(data[c])]
     categorical = [c for c in cols if c not in numeric and not pd.api.types.is_datetime64_any_dtype(data[c])]

@@ -3,8 +3,10 @@
 All row-level work is one set of SQL statements in DuckDB (vectorised, no Python per row):
 
 1. per source file, compare its columns with the contract (schema evolution, per policy);
+   columns with role ``drop`` are known but stay in bronze: a file without them is normal;
 2. type every column (``auto_correct`` also coerces lossless variants: comma decimals, other
-   date formats), collect every violated rule of every row into a list;
+   date formats), collect every violated rule of every row into a list (``drop`` columns are
+   neither typed nor checked: nothing downstream reads them);
 3. among clean rows, keep the first per primary key; later copies are quarantined as
    ``duplicate_row`` (identical) or ``duplicate_key`` (conflicting), also across partitions;
 4. pseudonymise identifiers (keyed HMAC-SHA256 in SQL), turn date of birth into age at the
@@ -85,14 +87,17 @@ def silver_columns(table: Table) -> dict[str, str]:
 
 
 def ensure_lake_tables(con: duckdb.DuckDBPyConnection, table: Table) -> None:
-    """Create the silver tables of ``table`` that are missing, in one lake transaction (a concurrent run may
-    create them at the same time: ``Lake.transact`` takes turns and retries)."""
+    """Create the silver tables of ``table`` that are missing, and add the columns a contract gained since
+    they were created (older rows read null), in one lake transaction (a concurrent run may do the same:
+    ``Lake.transact`` takes turns and retries). A column a contract lost stays in the lake, unwritten."""
     from ..resources import Lake
 
     wanted = ((table.name, silver_columns(table)), ("quarantine", QUARANTINE_DDL), ("schema_events", SCHEMA_EVENT_DDL))
-    present = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables() WHERE database_name = 'lake' "
-                                         "AND schema_name = 'silver'").fetchall()}
-    if all(name in present for name, _ in wanted):
+    present: dict[str, set[str]] = {}
+    for name, column in con.execute("SELECT table_name, column_name FROM duckdb_columns() WHERE database_name = 'lake' "
+                                    "AND schema_name = 'silver'").fetchall():
+        present.setdefault(name, set()).add(column)
+    if all(name in present and set(ddl) <= present[name] for name, ddl in wanted):
         return
 
     def work(c: duckdb.DuckDBPyConnection) -> None:
@@ -100,6 +105,9 @@ def ensure_lake_tables(con: duckdb.DuckDBPyConnection, table: Table) -> None:
         for name, ddl in wanted:
             cols = ", ".join(f"{q(k)} {v}" for k, v in ddl.items())
             c.execute(f"CREATE TABLE IF NOT EXISTS lake.silver.{q(name)} ({cols})")
+            for column, sql_type in ddl.items():
+                if name in present and column not in present[name]:
+                    c.execute(f"ALTER TABLE lake.silver.{q(name)} ADD COLUMN IF NOT EXISTS {q(column)} {sql_type}")
 
     Lake.transact(con, work)
 
@@ -174,7 +182,7 @@ def schema_events_for_file(table: Table, columns: list[str], policy: Policy, par
     reject_reasons: list[str] = []
     present = set(columns) - {"_no_columns"}
     for c in table.columns:
-        if c.name in present:
+        if c.name in present or c.role == "drop":  # a drop column stays in bronze: a source without it is normal
             continue
         if c.required:
             events.append(SchemaEvent(partition, uri, sha, "missing_required_column", c.name, policy,
@@ -245,6 +253,9 @@ def build_silver(con: duckdb.DuckDBPyConnection, table: Table, bronze_uris: list
     coerced_flags: list[tuple[str, str]] = []
     for c in table.columns:
         raw = q(c.name + "__raw")
+        if c.role == "drop":  # never leaves bronze: kept as text, not typed, checked or coerced
+            typed_cols.append(f"{raw} AS {q(c.name)}")
+            continue
         canonical = _canonical(c, raw)
         corrected = _corrected(c, raw) if policy == "auto_correct" else None
         if corrected:
@@ -254,6 +265,8 @@ def build_silver(con: duckdb.DuckDBPyConnection, table: Table, bronze_uris: list
         else:
             typed_cols.append(f"{canonical} AS {q(c.name)}")
     for c in table.columns:
+        if c.role == "drop":
+            continue
         rules += [(cond, lit(text)) for cond, text in _rules(c, q(c.name + "__raw"), q(c.name))]
         if c.pii == "birth_date":
             age = _age_sql(c.name, table.event_time)
@@ -359,7 +372,7 @@ def _fill_outputs(con: duckdb.DuckDBPyConnection, table: Table, key: str, run_id
         raw = f"coalesce({q(c.name + '__raw')}, CAST({q(c.name)} AS VARCHAR))"
         if c.pii == "identifier":
             payload_parts.append(f"{lit(c.name + '_HASH')}, {hmac_sql(raw, key)}")
-        elif c.pii in ("free_text", "birth_date"):
+        elif c.pii in ("free_text", "birth_date") or c.role == "drop":
             continue
         else:
             payload_parts.append(f"{lit(c.name)}, {raw}")

@@ -5,8 +5,8 @@ file depend on nothing else. Order of application (later ones see the earlier ef
 empty_file (short-circuits everything), missing_column, extra_column, wrong_type,
 duplicate_rows, malformed_row, wrong_encoding, corrupt_file.
 
-* missing_column (file): one non-key column dropped; ``details.required`` says whether silver
-  must quarantine the file (required) or null-fill it (optional).
+* missing_column (file): one non-key column (not of role ``drop``) dropped; ``details.required``
+  says whether silver must quarantine the file (required) or null-fill it (optional).
 * extra_column (file): ``LEGACY_SCORE`` / ``BRANCH_CODE`` / ``SOURCE_SYSTEM`` inserted at a random position.
 * wrong_type (rows; Parquet: file): in text files one column per file gets "1234,56"
   (comma decimal), a non-number ("n/a", "unknown", "-") or a date as DD/MM/YYYY; in Parquet a
@@ -138,7 +138,9 @@ def _missing_column(f: _File, table: pa.Table) -> pa.Table:
     if not f.fires("missing_column", rng):
         return table
     keys = set(f.contract.primary_key) | ID_COLUMNS
-    candidates = [c for c in f.contract.columns if c.name not in keys]
+    # a drop column the file lacks is no anomaly silver could see: only written, non-drop columns go missing
+    candidates = [c for c in f.contract.columns if c.name not in keys and c.role != "drop"
+                  and c.name in table.column_names]
     optional = [c for c in candidates if not c.required]
     pool = optional if optional and rng.random() < 0.5 else candidates
     col = pool[int(rng.integers(len(pool)))]
@@ -173,7 +175,8 @@ def _numeric_columns(f: _File, table: pa.Table, kinds: tuple[str, ...]) -> list[
 
 def _render_parquet(f: _File, table: pa.Table) -> tuple[bytes, int]:
     rng = f.rng("wrong_type")
-    numeric = _numeric_columns(f, table, ("int", "float"))
+    # a column without values (one the simulator has no model of) would be strings that break nothing
+    numeric = [c for c in _numeric_columns(f, table, ("int", "float")) if table.column(c).null_count < table.num_rows]
     if numeric and f.fires("wrong_type", rng):
         col = numeric[int(rng.integers(len(numeric)))]
         i = table.column_names.index(col)

@@ -2,21 +2,26 @@
 
 Writes into the object store chosen by the ``CREDITRISK_*`` settings (a folder under
 ``$CREDITRISK_HOME`` by default, or S3), shows a progress bar over hours on stderr and prints
-a one-line summary on stdout.
+a one-line summary on stdout. ``--format homecredit --out DIR`` writes the same world as the
+published Home Credit files into a local folder instead (``simulate/homecredit.py``), for
+``creditrisk import homecredit``.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from ..contracts import TABLE_NAMES
 from ..layout import HOUR_FMT
 from ..logs import configure_logging
-from ..resources import ObjectStoreError, S3Store, object_store_from_settings
+from ..resources import ObjectStoreError, open_store_for_writing
 from ..settings import Settings, SettingsError
 from .config import ANOMALY_KINDS, DRIFT_SCENARIOS, SimulationConfig
 from .engine import simulate
+
+FORMATS = ("landing", "homecredit")
 
 
 def _anomaly(text: str) -> tuple[str, float]:
@@ -56,6 +61,10 @@ def build_parser(default_start: str) -> argparse.ArgumentParser:
     ap.add_argument("--outcome-delay-hours", type=int, default=12, help="hours from decision to outcome (default 12)")
     ap.add_argument("--tables", type=_tables, default=None, help="comma-separated tables to write (default all)")
     ap.add_argument("--run-name", default="default", help="oracle/<run-name>/ holds the manifest (default 'default')")
+    ap.add_argument("--format", choices=FORMATS, default="landing",
+                    help="landing: hourly drops into the object store (default); homecredit: the published "
+                         "Home Credit files (application_train.csv, bureau.csv, ...) into --out")
+    ap.add_argument("--out", type=Path, default=None, help="folder for --format homecredit")
     ap.add_argument("--no-progress", action="store_true", help="no progress bar")
     return ap
 
@@ -67,9 +76,16 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    default_start = _default_start(settings)
-    args = build_parser(default_start).parse_args(argv)
+    args = build_parser(default_start(settings)).parse_args(argv)
     configure_logging(settings.log_level)
+    if args.format == "homecredit" and args.out is None:
+        print("error: --format homecredit needs --out DIR (the folder to write the published files into)",
+              file=sys.stderr)
+        return 2
+    if args.format == "landing" and args.out is not None:
+        print("error: --out is for --format homecredit; landing drops go to the configured object store",
+              file=sys.stderr)
+        return 2
     try:
         cfg = SimulationConfig(start=args.start, hours=args.hours, rows_per_hour=args.rows_per_hour, seed=args.seed,
                                drift=args.drift, drift_start_hour=args.drift_start_hour, anomalies=dict(args.anomaly),
@@ -78,11 +94,10 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    if args.format == "homecredit":
+        return _export(cfg, args.out, progress=not args.no_progress)
     try:
-        store = object_store_from_settings(settings)
-        if isinstance(store, S3Store):
-            store.ensure_bucket()
-        store.check()
+        store = open_store_for_writing(settings)
         result = simulate(cfg, store, progress=not args.no_progress)
     except ObjectStoreError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -95,7 +110,23 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _default_start(settings: Settings) -> str:
+def _export(cfg: SimulationConfig, out: Path, progress: bool) -> int:
+    from .homecredit import ExportError, export_homecredit
+
+    try:
+        result = export_homecredit(cfg, out, progress=progress)
+    except (ExportError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"wrote {cfg.hours}h of simulated data from {cfg.start} in the Home Credit layout to {out}: "
+          f"{', '.join(f'{name}={n:,}' for name, n in result.files.items())}; truth {result.truth_file.name}"
+          + (f"; not simulated: {', '.join(result.skipped)}" if result.skipped else ""))
+    print(f"import with: {result.import_command()}")
+    return 0
+
+
+def default_start(settings: Settings) -> str:
+    """The default first hour: the Dagster partitions' start (``CREDITRISK_PARTITIONS_START``)."""
     import datetime as dt
 
     try:

@@ -42,6 +42,8 @@ FORMAT_NOTES = {
     "gzip": "level 6, mtime=0",
     "empty_hours": "no file is written for a table and hour without rows",
     "annuity": "AMT_ANNUITY is annualised (12 x the monthly payment); instalments are AMT_ANNUITY / 12",
+    "columns": "every contract column is in every file except drop columns the simulator does not write; optional "
+               "columns it has no model of are all null (columns_not_simulated lists both)",
 }
 
 
@@ -207,6 +209,8 @@ def build_manifest(world: World, tables: dict[str, HourlyTable], files: list[dic
         "history": {"bureau_credits_per_application": float(len(world.bureau) / max(len(world.app), 1)),
                     "previous_applications_per_application": float(len(world.prev) / max(len(world.app), 1))},
         "formats": {name: TABLES[name].landing_format for name in tables},
+        "columns_not_simulated": {name: {"null": list(ht.null_columns), "absent": list(ht.absent_columns)}
+                                  for name, ht in tables.items() if ht.null_columns or ht.absent_columns},
         "format_notes": FORMAT_NOTES,
         "truth_columns": {"SK_ID_CURR": "int64", "DECISION_TIME": "timestamp[ms], naive UTC",
                           "hour": "int64, 0-based hour index of the decision in the window",

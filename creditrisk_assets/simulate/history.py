@@ -7,7 +7,7 @@ Generated in two levels so that a run writing only ``application`` stays fast:
   instalments, last card utilisation). The ground-truth PD uses aggregates of these, which
   are exactly the aggregates of the rows, because the rows are built to honour them;
 * row level (only for tables that are written): ``bureau_balance``, ``installments_payments``,
-  ``credit_card_balance`` expanded from the credit level with vectorised numpy.
+  ``credit_card_balance``, ``pos_cash_balance`` expanded from the credit level with vectorised numpy.
 
 Every event time is strictly before the application's decision: dates at most the day
 before the decision date, balance months at most the month before the decision month.
@@ -28,6 +28,8 @@ CREDIT_TYPES = ("Consumer credit", "Credit card", "Car loan", "Mortgage", "Micro
 BB_STATUS = ("C", "X", "0", "1", "2", "3", "4", "5")
 PREV_TYPES = ("Cash loans", "Revolving loans", "Consumer loans")
 PREV_STATUS = ("Approved", "Refused", "Canceled", "Unused offer")
+#: NAME_CONTRACT_STATUS values of pos_cash_balance the simulator writes (a subset of the contract's)
+POS_STATUS = ("Active", "Completed", "Signed", "Demand", "Returned to the store")
 _TYPE_AMOUNT = np.array([0.5, 0.6, 2.5, 8.0, 0.05])
 _TYPE_TERM_DAYS = np.array([[180, 1100], [365, 1826], [1095, 2555], [3650, 9125], [30, 180]])
 _PREV_TERMS = np.array([6, 10, 12, 18, 24])
@@ -281,6 +283,48 @@ def credit_card_rows(p: PreviousApplications, app: Applicants, rng: np.random.Ge
             "AMT_DRAWINGS_CURRENT": np.where(rng.random(n) < 0.01, np.nan, drawings),
             "AMT_PAYMENT_CURRENT": np.where(rng.random(n) < 0.01, np.nan, payment),
             "SK_DPD": dpd, "_owner": p.owner[credit]}
+
+
+def pos_cash_rows(p: PreviousApplications, app: Applicants, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Monthly rows of the approved previous cash and consumer loans (revolving ones are cards).
+
+    A loan's month ``j`` (0 = the month of its decision) has ``CNT_INSTALMENT_FUTURE = term - j``,
+    matching ``installments_rows`` (instalment ``k`` is due in month ``k + 1``); the month it reaches
+    0 is ``Completed`` and the loan's last row. Rows stop at the month before the applicant's
+    decision month, so a loan may still be active then. Days past due follow the loan's share of
+    late instalments and the latent risk; ``Demand`` months (the lender calls the debt) are rare
+    and long past due. Nothing here enters the PD: the rows add evidence a model may use.
+    """
+    loans = (p.status == PREV_STATUS.index("Approved")) & (p.contract != PREV_TYPES.index("Revolving loans"))
+    term = np.nan_to_num(p.cnt_payment).astype(np.int64)
+    start = day_to_month(p.decision_day)
+    n_rows = np.where(loans, np.minimum(term + 1, app.decision_month[p.owner] - start), 0).astype(np.int64)
+    credit, pos = segment_positions(n_rows)
+    n = len(credit)
+    owner = p.owner[credit]
+    z = app.z[owner]
+    future = (term[credit] - pos).astype(float)
+    completed = future == 0
+    late_share = p.n_late[credit] / np.maximum(p.n_instalments[credit], 1)
+    running = ~completed & (pos > 0)
+    status = np.where(completed, POS_STATUS.index("Completed"), POS_STATUS.index("Active"))
+    status = np.where((pos == 0) & (rng.random(n) < 0.12), POS_STATUS.index("Signed"), status)
+    demand = running & (rng.random(n) < sigmoid(-6.5 + 1.2 * z))
+    status = np.where(demand, POS_STATUS.index("Demand"), status)
+    returned = running & ~demand & (p.contract[credit] == PREV_TYPES.index("Consumer loans")) & (rng.random(n) < 5e-4)
+    status = np.where(returned, POS_STATUS.index("Returned to the store"), status)
+
+    late = running & ~returned & (rng.random(n) < np.clip(0.5 * late_share + 0.01 * np.exp(0.9 * z), 0, 0.9))
+    dpd = np.where(late, 1 + np.floor(rng.exponential(6.0 * np.exp(0.4 * z))), 0)
+    dpd = np.where(demand, 30 + np.floor(rng.exponential(90.0, n)), dpd)
+    dpd = np.minimum(dpd, 4_000).astype(np.int64)
+    tolerated = rng.random(n) < 0.45  # a low debt: SK_DPD_DEF ignores it
+    dpd_def = np.where(demand | ~tolerated, dpd, 0)
+    unknown_term = rng.random(n) < 0.002
+    return {"SK_ID_PREV": p.sk_id_prev[credit], "SK_ID_CURR": app.sk_id_curr[owner], "BALANCE_MONTH": start[credit] + pos,
+            "CNT_INSTALMENT": np.where(unknown_term, np.nan, term[credit].astype(float)),
+            "CNT_INSTALMENT_FUTURE": np.where(unknown_term, np.nan, future), "NAME_CONTRACT_STATUS": status,
+            "SK_DPD": dpd, "SK_DPD_DEF": dpd_def, "_owner": owner}
 
 
 # ------------------------------------------------------------------------------ summary

@@ -13,7 +13,8 @@ from collections.abc import Sequence
 import numpy as np
 
 _STREAMS = {"applicants": 1, "pii": 2, "bureau": 3, "previous": 4, "bureau_balance": 5, "installments": 6,
-            "credit_card": 7, "outcome": 8, "post_selection": 9, "post_installments": 10, "post_cards": 11}
+            "credit_card": 7, "outcome": 8, "post_selection": 9, "post_installments": 10, "post_cards": 11,
+            "pos_cash": 12, "applicant_details": 13}
 
 
 def stream(seed: int, name: str) -> np.random.Generator:

@@ -7,7 +7,7 @@ timestamp → timestamp[s] (naive, UTC). Nulls are Arrow nulls. Rows landing aft
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
 import numpy as np
@@ -15,17 +15,20 @@ import pyarrow as pa
 
 from ..contracts import TABLES, Table
 from . import pii
+from .details import SUITES, generate_details
 from .history import (
     BB_STATUS,
     CREDIT_ACTIVE,
     CREDIT_TYPES,
     NULL_DAY,
+    POS_STATUS,
     PREV_STATUS,
     PREV_TYPES,
     bureau_balance_rows,
     credit_card_rows,
     installments_rows,
     months_to_days,
+    pos_cash_rows,
 )
 from .leakage import post_card_balances, post_installments
 from .population import (
@@ -55,6 +58,8 @@ class HourlyTable:
     offsets: np.ndarray
     post_decision: np.ndarray  # bool per row: dated after the applicant's decision
     dropped_after_window: int = 0
+    null_columns: tuple[str, ...] = ()  # optional contract columns the simulator has no model of: all null
+    absent_columns: tuple[str, ...] = ()  # ``drop`` columns it does not write
 
     def rows_of_hour(self, h: int) -> pa.Table:
         return self.table.slice(int(self.offsets[h]), int(self.offsets[h + 1] - self.offsets[h]))
@@ -99,9 +104,25 @@ def timestamps(seconds: np.ndarray) -> pa.Array:
     return pa.array(np.asarray(seconds, dtype=np.int64), pa.timestamp("s"))
 
 
+def not_simulated(contract: Table, generated: Collection[str]) -> tuple[list[str], list[str]]:
+    """(optional columns written all null, ``drop`` columns left out) of a table whose builder generates
+    ``generated``. A drop column stays in bronze: files without it are normal (silver records nothing); any
+    other column is in every file, all null where the simulator has no model of it. A required column the
+    builder does not generate is a bug (``KeyError``)."""
+    required = [c.name for c in contract.columns if c.name not in generated and c.role != "drop" and c.required]
+    if required:
+        raise KeyError(f"the simulator generates no {', '.join(required)} for {contract.name}")
+    absent = [c for c in contract.columns if c.name not in generated]
+    return [c.name for c in absent if c.role != "drop"], [c.name for c in absent if c.role == "drop"]
+
+
 def _assemble(contract: Table, columns: dict[str, pa.Array]) -> pa.Table:
-    arrays = [columns[c.name] for c in contract.columns]
-    schema = pa.schema([pa.field(c.name, ARROW_TYPES[c.dtype]) for c in contract.columns])
+    """The generated columns in contract order, null columns where ``not_simulated`` says so."""
+    nulls, left_out = not_simulated(contract, columns)
+    n = len(next(iter(columns.values())))
+    written = [c for c in contract.columns if c.name not in left_out]
+    arrays = [columns[c.name] if c.name not in nulls else pa.nulls(n, ARROW_TYPES[c.dtype]) for c in written]
+    schema = pa.schema([pa.field(c.name, ARROW_TYPES[c.dtype]) for c in written])
     return pa.Table.from_arrays(arrays, schema=schema)
 
 
@@ -113,8 +134,10 @@ def _hourly(name: str, columns: dict[str, pa.Array], hour: np.ndarray, hours: in
     keep = order[hour[order] < hours]
     table = _assemble(TABLES[name], columns).take(pa.array(keep))
     kept_hour = hour[keep]
+    nulls, absent = not_simulated(TABLES[name], columns)
     return HourlyTable(name, table, kept_hour, np.searchsorted(kept_hour, np.arange(hours + 1)), post[keep],
-                       dropped_after_window=len(hour) - len(keep))
+                       dropped_after_window=len(hour) - len(keep), null_columns=tuple(nulls),
+                       absent_columns=tuple(absent))
 
 
 # ------------------------------------------------------------------------------ tables
@@ -139,6 +162,19 @@ def application_table(w: World) -> HourlyTable:
         "FULL_NAME": name, "EMAIL": email, "PHONE": pii.phones(rng, len(a)),
         "NATIONAL_ID": pii.national_ids(w.cfg.seed, np.arange(len(a))), "DATE_OF_BIRTH": dates(a.birth_day),
         "ADDRESS": pii.addresses(rng, len(a)),
+    }
+    d = generate_details(a, stream(w.cfg.seed, "applicant_details"))
+    cols |= {
+        "NAME_TYPE_SUITE": categorical(SUITES, d.suite), "REGION_POPULATION_RELATIVE": floats(d.region_population),
+        "DATE_REGISTRATION": dates(d.registration_day), "DATE_ID_PUBLISH": dates(d.id_publish_day),
+        "OWN_CAR_AGE": floats(d.own_car_age), "FLAG_EMP_PHONE": ints(d.emp_phone),
+        "FLAG_WORK_PHONE": ints(d.work_phone), "CNT_FAM_MEMBERS": floats(d.family_members),
+        "REGION_RATING_CLIENT_W_CITY": ints(d.region_rating_city), "HOUR_APPR_PROCESS_START": ints(d.process_hour),
+        "REG_CITY_NOT_LIVE_CITY": ints(d.reg_city_not_live_city),
+        "REG_CITY_NOT_WORK_CITY": ints(d.reg_city_not_work_city), "TOTALAREA_MODE": floats(d.total_area),
+        "OBS_30_CNT_SOCIAL_CIRCLE": floats(d.obs_30), "DEF_30_CNT_SOCIAL_CIRCLE": floats(d.def_30),
+        "DEF_60_CNT_SOCIAL_CIRCLE": floats(d.def_60), "DATE_LAST_PHONE_CHANGE": dates(d.phone_change_day),
+        "FLAG_DOCUMENT_3": ints(d.document_3), "AMT_REQ_CREDIT_BUREAU_YEAR": floats(d.bureau_requests_year),
     }
     return _hourly("application", cols, a.hour, w.cfg.hours)
 
@@ -207,6 +243,16 @@ def credit_card_table(w: World) -> HourlyTable:
     return _hourly("credit_card_balance", cols, hour, w.cfg.hours, is_post)
 
 
+def pos_cash_table(w: World) -> HourlyTable:
+    rows = pos_cash_rows(w.prev, w.app, stream(w.cfg.seed, "pos_cash"))
+    cols = {"SK_ID_PREV": ints(rows["SK_ID_PREV"]), "SK_ID_CURR": ints(rows["SK_ID_CURR"]),
+            "BALANCE_MONTH": months(rows["BALANCE_MONTH"]), "CNT_INSTALMENT": floats(rows["CNT_INSTALMENT"]),
+            "CNT_INSTALMENT_FUTURE": floats(rows["CNT_INSTALMENT_FUTURE"]),
+            "NAME_CONTRACT_STATUS": categorical(POS_STATUS, rows["NAME_CONTRACT_STATUS"]),
+            "SK_DPD": ints(rows["SK_DPD"]), "SK_DPD_DEF": ints(rows["SK_DPD_DEF"])}
+    return _hourly("pos_cash_balance", cols, w.app.hour[rows["_owner"]], w.cfg.hours)
+
+
 def loan_outcome_table(w: World) -> HourlyTable:
     a = w.app
     delay = w.cfg.outcome_delay_hours
@@ -218,5 +264,5 @@ def loan_outcome_table(w: World) -> HourlyTable:
 BUILDERS: dict[str, Callable[[World], HourlyTable]] = {
     "application": application_table, "bureau": bureau_table, "bureau_balance": bureau_balance_table,
     "previous_application": previous_application_table, "installments_payments": installments_table,
-    "credit_card_balance": credit_card_table, "loan_outcome": loan_outcome_table,
+    "credit_card_balance": credit_card_table, "pos_cash_balance": pos_cash_table, "loan_outcome": loan_outcome_table,
 }

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 import dagster as dg
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -52,6 +53,25 @@ def test_dbt_build_passes_and_features_cover_every_application(silver_built: Set
     assert features.shape[1] >= 42  # id + decision time + >= 40 features
     no_history = features[features["has_bureau_history"] == 0]
     assert (no_history["bureau_credit_count"] == 0).all() and no_history["bureau_debt_credit_ratio"].isna().all()
+    # POS / cash loans: most applicants have some; without, counts are 0 and means null
+    pos = features.set_index("sk_id_curr")
+    assert 0.5 < pos["has_pos_cash_history"].mean() < 0.95
+    none = pos[pos["has_pos_cash_history"] == 0]
+    assert (none[["pos_loan_count", "pos_months_count", "pos_dpd_max", "pos_active_remaining_instalments"]] == 0).all().all()
+    assert none[["pos_dpd_mean", "pos_dpd_month_share", "pos_history_months"]].isna().all().all()
+    some = pos[pos["has_pos_cash_history"] == 1]
+    assert (some["pos_months_count"] >= some["pos_loan_count"]).all() and (some["pos_loan_count"] > 0).all()
+    assert (some["pos_active_loan_count"] + some["pos_completed_loan_count"] <= some["pos_loan_count"]).all()
+    silver_pos = con.execute("""SELECT p.SK_ID_CURR, count(*) AS n FROM lake.silver.pos_cash_balance p
+                                JOIN lake.silver.application a USING (SK_ID_CURR)
+                                WHERE p.BALANCE_MONTH < a.DECISION_TIME GROUP BY 1""").df().set_index("SK_ID_CURR")["n"]
+    assert (pos["pos_months_count"] == silver_pos.reindex(pos.index).fillna(0)).all()
+    # the new application features: days before the decision, family size, flags
+    for col in ("days_registration", "days_id_publish", "days_last_phone_change"):
+        assert features[col].notna().all() and (features[col] >= 0).all(), col
+    np.testing.assert_allclose(features["income_per_family_member"] * features["cnt_fam_members"],
+                               features["amt_income_total"], rtol=1e-12)
+    assert set(features["flag_document_3"]) == {0, 1} and features["name_type_suite"].notna().any()
 
 
 def test_incremental_hour_by_hour_equals_full_rebuild(silver_built: Settings) -> None:
@@ -86,6 +106,10 @@ def test_rows_dated_after_the_decision_do_not_change_features(silver_built: Sett
                 {sk} AS SK_ID_CURR, CAST({t} AS DATE) AS BALANCE_MONTH, 9e5 AS AMT_BALANCE,
                 1e3 AS AMT_CREDIT_LIMIT_ACTUAL, 0.0 AS AMT_DRAWINGS_CURRENT, 0.0 AS AMT_PAYMENT_CURRENT,
                 999 AS SK_DPD, 'planted' AS _partition""")
+            con.execute(f"""INSERT INTO lake.silver.pos_cash_balance BY NAME SELECT {500000 + i} AS SK_ID_PREV,
+                {sk} AS SK_ID_CURR, CAST({t} AS DATE) AS BALANCE_MONTH, 12.0 AS CNT_INSTALMENT,
+                7.0 AS CNT_INSTALMENT_FUTURE, 'Demand' AS NAME_CONTRACT_STATUS, 4999 AS SK_DPD, 4999 AS SK_DPD_DEF,
+                'planted' AS _partition""")
             con.execute(f"""INSERT INTO lake.silver.previous_application BY NAME SELECT {600000 + i} AS SK_ID_PREV,
                 {sk} AS SK_ID_CURR, 'Cash loans' AS NAME_CONTRACT_TYPE, 1e5 AS AMT_APPLICATION, 0.0 AS AMT_CREDIT,
                 'Refused' AS NAME_CONTRACT_STATUS, CAST({t} AS DATE) AS DECISION_DATE, 'planted' AS _partition""")
@@ -101,6 +125,7 @@ def test_rows_dated_after_the_decision_do_not_change_features(silver_built: Sett
     run_dbt(silver_built, ["run", "--full-refresh"], FULL)
     after = gold(silver_built).set_index("sk_id_curr").loc[target["SK_ID_CURR"]]
     assert (after["bureau_max_days_overdue"] == 5000).all() and (after["cc_dpd_max"] == 999).all()
+    assert (after["pos_dpd_max"] == 4999).all() and (after["pos_active_loan_count"] >= 1).all()
 
 
 def test_online_lookup(silver_built: Settings) -> None:

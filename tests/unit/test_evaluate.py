@@ -227,7 +227,7 @@ def test_oracle_gap() -> None:
     assert oracle_gap(0.80, None) is None
 
 
-def _card(oracle: dict[str, float | None]) -> str:
+def _card(oracle: dict[str, float | None], **left_out: object) -> str:
     y, p, groups = _fairness_example()
     ftable, fsummary = fairness(y, p, groups, threshold=0.5)
     return model_card(
@@ -242,6 +242,7 @@ def _card(oracle: dict[str, float | None]) -> str:
         importance=global_importance(np.array([[0.5, -1.0, 2.0, 0.1, 0.0]]), NAMES),
         oracle=oracle,
         limitations=["Trained on simulated data."],
+        **left_out,
     )
 
 
@@ -260,3 +261,17 @@ def test_model_card_sections_values_and_determinism() -> None:
     no_oracle = _card({"bayes_optimal_auc": None})
     assert "n/a (no oracle)" in no_oracle
     assert f"{0.97 - 8.5 / 9:.4f}" not in no_oracle
+
+
+def test_model_card_lists_the_feature_groups_and_features_left_out() -> None:
+    assert "- Feature groups left out: none\n" in _card({"bayes_optimal_auc": None})
+    card = _card({"bayes_optimal_auc": None}, feature_groups_absent=["bureau", "credit_card_balance"],
+                 features_dropped={"bureau_credit_count": "source table bureau has no rows",
+                                   "bureau_total_debt": "source table bureau has no rows",
+                                   "cc_dpd_max": "source table credit_card_balance has no rows",
+                                   "ext_source_1": "entirely null in the train split"})
+    data = card.split("## Data")[1].split("## Performance")[0]
+    assert "- Feature groups left out: bureau (no rows), credit_card_balance (no rows)\n" in data
+    assert "- Features left out (source table bureau has no rows): 2: bureau_credit_count, bureau_total_debt\n" in data
+    assert "- Features left out (source table credit_card_balance has no rows): 1: cc_dpd_max\n" in data
+    assert "- Features left out (entirely null in the train split): 1: ext_source_1\n" in data

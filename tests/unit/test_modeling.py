@@ -7,13 +7,18 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
+from creditrisk_assets.gold.catalogue import Feature, categorical_features, features
 from creditrisk_assets.modeling.dataset import (
+    ALL_NULL,
     TARGET,
     TrainingDataError,
     age_band,
     check_training_frame,
+    no_rows,
+    select_features,
     time_split,
 )
+from creditrisk_assets.modeling.registry import PdModel
 from creditrisk_assets.modeling.train import train_baseline, train_xgboost
 
 FEATURES = ["x1", "x2", "x3", "kind"]
@@ -77,3 +82,66 @@ def test_both_models_learn_and_retraining_is_reproducible() -> None:
     raw = base.raw_pd(test)
     at_mean = logit.intercept_[0] + base.center @ logit.coef_[0]
     np.testing.assert_allclose(linear.sum(axis=1), np.log(raw / (1 - raw)) - at_mean, rtol=1e-6, atol=1e-6)
+
+
+# ---------------------------------------------------------------------- feature groups left out
+#: a small catalogue: two application features, a bureau group, a card group, one of unknown origin
+CATALOGUE = [Feature("x1", "double", "", "application"), Feature("kind", "varchar", "", "application"),
+             Feature("bureau_count", "bigint", "", "bureau", required=True),
+             Feature("bureau_ratio", "double", "", "bureau"), Feature("cc_max", "double", "", "credit_card_balance"),
+             Feature("cc_kind", "varchar", "", "credit_card_balance"), Feature("x9", "double", "", "somewhere")]
+
+
+def lender_frame(n: int = 3000, seed: int = 1) -> pd.DataFrame:
+    """Application features with signal; the bureau group as gold gives it for an empty table (count 0,
+    ratio null); the card columns all null; ``x9`` all null too."""
+    frame = synthetic(n, seed)[["x1", "kind", "decision_time", TARGET, "split"]]
+    return frame.assign(bureau_count=0, bureau_ratio=np.nan, cc_max=np.nan, cc_kind=None, x9=np.nan)
+
+
+def test_groups_without_rows_and_all_null_features_are_left_out() -> None:
+    frame = lender_frame()
+    rows = {"application": 3000, "bureau": 0, "credit_card_balance": 12}  # "somewhere" is not counted: kept
+    sel = select_features(CATALOGUE, rows, frame[frame["split"] == "train"])
+    assert sel.features == ["x1", "kind"] and sel.categorical == ["kind"]
+    assert sel.groups_absent == ["bureau"]
+    assert sel.dropped == {"bureau_count": no_rows("bureau"), "bureau_ratio": no_rows("bureau"),
+                           "cc_max": ALL_NULL, "cc_kind": ALL_NULL, "x9": ALL_NULL}
+    # null only in the train split is null for training: a later value cannot be learnt
+    later = frame.assign(x9=np.where(frame["split"] == "test", 1.0, np.nan))
+    assert "x9" in select_features(CATALOGUE, rows, later[later["split"] == "train"]).dropped
+    assert "x9" not in select_features(CATALOGUE, rows, later).dropped
+    # a group with rows whose features have values is kept
+    full = frame.assign(bureau_count=1, bureau_ratio=0.5, cc_max=2.0, cc_kind="a", x9=1.0)
+    kept = select_features(CATALOGUE, {**rows, "bureau": 5}, full)
+    assert kept.features == [f.name for f in CATALOGUE] and kept.groups_absent == [] and kept.dropped == {}
+    assert kept.categorical == ["kind", "cc_kind"]
+
+
+def test_with_every_group_present_the_selection_is_the_whole_catalogue() -> None:
+    catalogue = features()
+    frame = pd.DataFrame({f.name: ["a"] if f.data_type == "varchar" else [1.0] for f in catalogue})
+    sel = select_features(catalogue, {f.source: 10 for f in catalogue}, frame)
+    assert sel.features == [f.name for f in catalogue] and sel.categorical == categorical_features()
+    assert sel.groups_absent == [] and sel.dropped == {}
+    absent = select_features(catalogue, {"application": 10, "bureau": 0}, frame)
+    assert absent.groups_absent == ["bureau"] and absent.dropped
+    assert not any(f.source == "bureau" for f in catalogue if f.name in absent.features)
+    assert all(f.source == "bureau" for f in catalogue if f.name in absent.dropped)
+
+
+@pytest.mark.parametrize("kind", ["baseline", "xgboost"])
+def test_a_model_trained_without_a_group_needs_none_of_its_columns(kind: str) -> None:
+    frame = lender_frame()
+    sel = select_features(CATALOGUE, {"application": 1, "bureau": 0}, frame[frame["split"] == "train"])
+    train, valid, test = (frame[frame["split"] == s] for s in ("train", "valid", "test"))
+    model = (train_baseline(train, sel.features, sel.categorical) if kind == "baseline"
+             else train_xgboost(train, valid, sel.features, sel.categorical, trials=1))
+    assert model.features == ["x1", "kind"]
+    assert roc_auc_score(test[TARGET], model.predict_pd(test)) > 0.7
+    # the logged model: the same PDs from the application columns alone, and other columns are ignored
+    only_application = test[["x1", "kind"]]
+    np.testing.assert_array_equal(PdModel(model).predict(None, only_application), model.predict_pd(test))
+    noisy = test.assign(bureau_count=99, cc_max=1e6)
+    np.testing.assert_array_equal(PdModel(model).predict(None, noisy), model.predict_pd(test))
+    assert model.contributions(only_application).shape == (len(test), 2)

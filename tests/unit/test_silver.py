@@ -33,6 +33,15 @@ def app_row(i: int, **over: str) -> dict[str, str]:
         "EXT_SOURCE_2": "0.61", "EXT_SOURCE_3": "0.5", "FULL_NAME": f"Zoë Q{i} Example", "EMAIL": f"zoe{i}@mail.example",
         "PHONE": f"+44 7700 9{i:05d}", "NATIONAL_ID": f"QQ{i:06d}C", "DATE_OF_BIRTH": "1990-03-15",
         "ADDRESS": f"{i} Secret Lane, Hiddenville",
+        # the optional feature columns of the published file (its drop columns are left out: a source without
+        # them is normal)
+        "NAME_TYPE_SUITE": "Spouse, partner", "REGION_POPULATION_RELATIVE": "0.018850",
+        "DATE_REGISTRATION": "2011-04-02", "DATE_ID_PUBLISH": "2019-12-30", "OWN_CAR_AGE": "",
+        "FLAG_EMP_PHONE": "1", "FLAG_WORK_PHONE": "0", "CNT_FAM_MEMBERS": "3.0", "REGION_RATING_CLIENT_W_CITY": "2",
+        "HOUR_APPR_PROCESS_START": "11", "REG_CITY_NOT_LIVE_CITY": "0", "REG_CITY_NOT_WORK_CITY": "1",
+        "TOTALAREA_MODE": "0.0149", "OBS_30_CNT_SOCIAL_CIRCLE": "2.0", "DEF_30_CNT_SOCIAL_CIRCLE": "0.0",
+        "DEF_60_CNT_SOCIAL_CIRCLE": "0.0", "DATE_LAST_PHONE_CHANGE": "2026-09-30", "FLAG_DOCUMENT_3": "1",
+        "AMT_REQ_CREDIT_BUREAU_YEAR": "",
     }
     row.update(over)
     return row
@@ -156,6 +165,41 @@ def test_missing_optional_column(folder_store: ObjectStore, settings: Settings, 
         assert read_as_of(con, "application")["AMT_GOODS_PRICE"].isna().all()
 
 
+DROP_COLUMNS = [c.name for c in APPLICATION.columns if c.role == "drop"]
+
+
+@pytest.mark.parametrize("policy", ["alert", "auto_correct", "reject"])
+def test_drop_columns_make_no_schema_events_whether_absent_or_present(folder_store: ObjectStore, settings: Settings,
+                                                                     policy: str) -> None:
+    assert len(DROP_COLUMNS) > 50 and {"FULL_NAME", "ADDRESS", "APARTMENTS_MODE", "FLAG_DOCUMENT_2"} <= set(DROP_COLUMNS)
+    without = csv_bytes([app_row(0), app_row(1)], drop=tuple(DROP_COLUMNS))  # none of the ~80 drop columns
+    res, con, _ = land_and_run(folder_store, settings, APPLICATION, {"a.csv": without}, policy=policy)
+    assert (res.silver_rows, res.quarantined_rows, res.schema_events) == (2, 0, [])
+    con.close()
+
+    # present, with values that would break their declared types: stay in bronze, unchecked, not coerced
+    junk = {"APARTMENTS_AVG": "0,5", "FLAG_MOBIL": "n/a", "EMERGENCYSTATE_MODE": "Yes", "AMT_REQ_CREDIT_BUREAU_DAY": "x"}
+    rows = [app_row(2, **junk), app_row(3, **junk, AMT_CREDIT="lots")]
+    res, con, _ = land_and_run(folder_store, settings, APPLICATION, {"b.csv": csv_bytes(rows)}, policy=policy,
+                               hour=HOUR + dt.timedelta(hours=1))
+    assert res.schema_events == [] and (res.silver_rows, res.quarantined_rows) == (1, 1)
+    assert res.quarantine_by_rule == {"type": 1}
+    silver = read_as_of(con, "application")
+    assert set(DROP_COLUMNS).isdisjoint(silver.columns)
+    assert silver["NAME_TYPE_SUITE"].tolist() == ["Spouse, partner"] * 3 and silver["CNT_FAM_MEMBERS"].tolist() == [3.0] * 3
+    ((payload,),) = con.execute("SELECT payload FROM lake.silver.quarantine").fetchall()
+    assert "AMT_CREDIT" in json.loads(payload) and set(DROP_COLUMNS).isdisjoint(json.loads(payload))
+    events = con.execute("SELECT count(*) FROM lake.silver.schema_events").fetchone()
+    assert events == (0,)
+
+
+def test_a_missing_feature_column_is_still_an_event(folder_store: ObjectStore, settings: Settings) -> None:
+    files = {"a.csv": csv_bytes([app_row(0)], drop=(*DROP_COLUMNS, "DATE_REGISTRATION"))}
+    res, con, _ = land_and_run(folder_store, settings, APPLICATION, files)
+    assert [(e.event, e.column_name) for e in res.schema_events] == [("missing_optional_column", "DATE_REGISTRATION")]
+    assert read_as_of(con, "application")["DATE_REGISTRATION"].isna().all()
+
+
 @pytest.mark.parametrize(("policy", "silver_rows"), [("alert", 2), ("auto_correct", 2), ("reject", 0)])
 def test_extra_column_is_recorded_not_copied(folder_store: ObjectStore, settings: Settings, policy: str,
                                              silver_rows: int) -> None:
@@ -216,3 +260,18 @@ def test_control_characters_quarantine_only_their_lines(folder_store: ObjectStor
     ((rule, reason, payload),) = quarantine(con, "loan_outcome")
     assert (rule, reason.split(" at ")[0]) == ("control_character", "control_character: 0x00 (NUL)")
     assert json.loads(payload)["_raw_line"].endswith('05:00:00\u2400"}')  # stored escaped, never a raw NUL
+
+
+def test_a_contract_that_gained_a_column_migrates_an_existing_lake(folder_store: ObjectStore,
+                                                                   settings: Settings) -> None:
+    """A lake written before a contract gained a column: silver adds it (older rows null), no failed insert."""
+    from dataclasses import replace
+
+    older = replace(LOAN_OUTCOME, columns=tuple(c for c in LOAN_OUTCOME.columns if c.name != "TARGET"))
+    rows = b"SK_ID_CURR,TARGET,OUTCOME_TIME\n1,0,2026-10-01T03:00:00\n"
+    _, con, _ = land_and_run(folder_store, settings, older, {"part-0.csv": rows})
+    assert "TARGET" not in [r[0] for r in con.execute("DESCRIBE lake.silver.loan_outcome").fetchall()]
+    con.close()
+    res, con, _ = land_and_run(folder_store, settings, LOAN_OUTCOME, {"part-0.csv": rows})
+    assert res.silver_rows == 1
+    assert con.execute("SELECT SK_ID_CURR, TARGET FROM lake.silver.loan_outcome").fetchall() == [(1, 0)]

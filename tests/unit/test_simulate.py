@@ -29,7 +29,8 @@ from creditrisk_assets.simulate import (
 from creditrisk_assets.simulate.cli import main
 
 START = dt.datetime(2026, 10, 1)
-ACTIVITY = ("bureau", "bureau_balance", "previous_application", "installments_payments", "credit_card_balance")
+ACTIVITY = ("bureau", "bureau_balance", "previous_application", "installments_payments", "credit_card_balance",
+            "pos_cash_balance")
 
 
 # ------------------------------------------------------------------------------ helpers
@@ -123,6 +124,7 @@ def test_same_seed_gives_byte_identical_files_and_other_seed_differs(tmp_path: P
         runs.append(digests(store))
     assert runs[0] == runs[1]
     assert len(runs[0]) > 20
+    assert sum("landing/pos_cash_balance/" in k for k in runs[0]) == 4  # the eighth table, every hour
     common = set(runs[0]) & set(runs[2])
     assert all(runs[0][k] != runs[2][k] for k in common if "/landing/" in f"/{k}")
 
@@ -137,6 +139,7 @@ def test_only_landing_files_and_oracle_are_written(clean_run: tuple[FolderStore,
         assert key.endswith("/part-00000." + TABLES[table].landing_format)
         assert START <= hour < START + dt.timedelta(hours=cfg.hours)
     assert {parse_landing_key(k)[0] for k in landing} == set(TABLE_NAMES)  # type: ignore[index]
+    assert len(TABLE_NAMES) == 8 and "pos_cash_balance" in TABLE_NAMES
 
 
 # ----------------------------------------------------------------- manifest and truth
@@ -161,6 +164,7 @@ def test_manifest_truth_and_counts(clean_run: tuple[FolderStore, SimulationConfi
         assert {(START + dt.timedelta(hours=int(h))).strftime("%Y-%m-%d-%H:%M"): int(n)
                 for h, n in landed.items()} == per_hour, table
     assert sum(f["rows"] for f in m["files"]) == sum(len(f) for f in frames.values())
+    assert m["tables"] == list(TABLE_NAMES) and m["rows"]["pos_cash_balance"] == len(frames["pos_cash_balance"]) > 0
     assert m["anomalies"] == []
     # volumes: ~100-150 activity rows per application
     per_app = sum(len(frames[t]) for t in ACTIVITY) / len(frames["application"])
@@ -189,6 +193,57 @@ def test_application_columns_are_realistic(frames: dict[str, pd.DataFrame]) -> N
     assert np.corrcoef(np.log(income), np.log(credit))[0, 1] > 0.3
     goods = app["AMT_GOODS_PRICE"].astype(float)
     assert np.corrcoef(credit[goods.notna()], goods.dropna())[0, 1] > 0.95
+
+
+def test_files_carry_every_contract_column_but_unsimulated_drop_ones(
+        clean_run: tuple[FolderStore, SimulationConfig], frames: dict[str, pd.DataFrame]) -> None:
+    store, _ = clean_run
+    m = manifest_of(store)
+    for table, contract in TABLES.items():
+        written = [c for c in frames[table].columns if c != "_hour"]
+        absent = m["columns_not_simulated"].get(table, {}).get("absent", [])
+        assert written == [c for c in contract.column_names if c not in absent], table
+        assert all(contract.column(c).role == "drop" for c in absent), table
+        for name in m["columns_not_simulated"].get(table, {}).get("null", []):
+            assert not contract.column(name).required and frames[table][name].isna().all(), (table, name)
+    app = TABLES["application"]
+    features = [c.name for c in app.columns if c.role == "feature"]
+    assert set(features) <= set(frames["application"].columns)
+    assert not m["columns_not_simulated"].get("application", {}).get("null")  # every application feature simulated
+    assert {"FULL_NAME", "ADDRESS"} <= set(frames["application"].columns)  # drop columns it does simulate: PII
+
+
+def test_extra_application_columns_are_plausible(frames: dict[str, pd.DataFrame]) -> None:
+    app = frames["application"]
+    decision = pd.to_datetime(app["DECISION_TIME"]).dt.normalize()
+    born = pd.to_datetime(app["DATE_OF_BIRTH"])
+    for col, years in (("DATE_REGISTRATION", 70), ("DATE_ID_PUBLISH", 20), ("DATE_LAST_PHONE_CHANGE", 12)):
+        date = pd.to_datetime(app[col])
+        days = (decision - date).dt.days.dropna()
+        assert (days >= 0).all() and days.max() < years * 365.25 and (date.dropna() > born[date.notna()]).all(), col
+        assert days.median() > 100, col
+    assert ((pd.to_datetime(app["DATE_LAST_PHONE_CHANGE"]) == decision).mean()) > 0.05  # changed on the day: common
+    car = pd.to_numeric(app["OWN_CAR_AGE"])
+    assert (car.notna() == (app["FLAG_OWN_CAR"] == "Y")).all() and car.dropna().between(0, 91).all()
+    employed = app["DAYS_EMPLOYED"].astype(int) != 365243
+    assert (app["FLAG_EMP_PHONE"].astype(int) == employed).all()
+    assert (app.loc[~employed, ["FLAG_WORK_PHONE", "REG_CITY_NOT_WORK_CITY"]].astype(int) == 0).all().all()
+    family = pd.to_numeric(app["CNT_FAM_MEMBERS"])
+    assert (family.dropna() >= 1 + app.loc[family.notna(), "CNT_CHILDREN"].astype(int)).all()
+    hour = app["HOUR_APPR_PROCESS_START"].astype(int)
+    assert hour.between(0, 23).all() and hour.nunique() == 24
+    for col, share in (("FLAG_DOCUMENT_3", (0.65, 0.77)), ("REG_CITY_NOT_LIVE_CITY", (0.04, 0.12)),
+                       ("FLAG_WORK_PHONE", (0.15, 0.28))):
+        assert share[0] < app[col].astype(int).mean() < share[1], col
+    assert 0.4 < app["TOTALAREA_MODE"].isna().mean() < 0.56 and 0.1 < app["AMT_REQ_CREDIT_BUREAU_YEAR"].isna().mean() < 0.17
+    obs, d30, d60 = (pd.to_numeric(app[c]) for c in ("OBS_30_CNT_SOCIAL_CIRCLE", "DEF_30_CNT_SOCIAL_CIRCLE",
+                                                       "DEF_60_CNT_SOCIAL_CIRCLE"))
+    assert (((d60 <= d30) & (d30 <= obs)) | obs.isna()).all()
+    rating, city = app["REGION_RATING_CLIENT"].astype(int), app["REGION_RATING_CLIENT_W_CITY"].astype(int)
+    assert ((city == rating) | (city == rating - 1)).all() and (city == rating).mean() > 0.85
+    population = pd.to_numeric(app["REGION_POPULATION_RELATIVE"])
+    assert population.groupby(rating).median().is_monotonic_decreasing
+    assert app["NAME_TYPE_SUITE"].value_counts(normalize=True).index[0] == "Unaccompanied"
 
 
 def _numeric(frame: pd.DataFrame, col: str) -> pd.Series:
@@ -295,6 +350,45 @@ def test_history_is_before_the_decision_except_marked_post_decision_rows(
     assert 0.2 < m["post_decision"]["applicants"] / (cfg.hours * cfg.rows_per_hour) < 0.4
 
 
+def test_pos_cash_months_follow_the_previous_loans(clean_run: tuple[FolderStore, SimulationConfig],
+                                                   frames: dict[str, pd.DataFrame]) -> None:
+    store, _ = clean_run
+    pos = frames["pos_cash_balance"].sort_values(["SK_ID_PREV", "BALANCE_MONTH"], key=lambda c: c.astype(
+        int if c.name == "SK_ID_PREV" else str)).reset_index(drop=True)
+    prev = frames["previous_application"].set_index(frames["previous_application"]["SK_ID_PREV"].astype(int))
+    ids = pos["SK_ID_PREV"].astype(int)
+    eligible = prev[(prev["NAME_CONTRACT_STATUS"] == "Approved") & (prev["NAME_CONTRACT_TYPE"] != "Revolving loans")]
+    assert set(ids) == set(eligible.index)  # every approved cash / consumer loan, nothing else
+    assert (pos["SK_ID_CURR"].astype(int) == ids.map(prev["SK_ID_CURR"].astype(int))).all()
+    month, decided = pd.to_datetime(pos["BALANCE_MONTH"]), pd.to_datetime(ids.map(prev["DECISION_DATE"]))
+    assert (month.dt.day == 1).all()
+    j = (month.dt.year - decided.dt.year) * 12 + month.dt.month - decided.dt.month
+    assert (j == pos.groupby(ids).cumcount()).all()  # consecutive months from the month of the loan's decision
+    term, future = pd.to_numeric(pos["CNT_INSTALMENT"]), pd.to_numeric(pos["CNT_INSTALMENT_FUTURE"])
+    known = term.notna()
+    assert (future.isna() == ~known).all() and 0.9 < known.mean() < 1
+    assert (term[known] == pd.to_numeric(ids.map(prev["CNT_PAYMENT"]))[known]).all()
+    assert (future[known] == term[known] - j[known]).all()
+    status = pos["NAME_CONTRACT_STATUS"]
+    done = status == "Completed"
+    assert (done[known] == (future[known] == 0)).all() and (~ids.duplicated(keep="last"))[done].all()
+    assert set(status) <= set(TABLES["pos_cash_balance"].column("NAME_CONTRACT_STATUS").allowed or ())
+    assert 0.85 < (status == "Active").mean() < 0.97 and "Signed" in set(status) and "Demand" in set(status)
+    inst = frames["installments_payments"]
+    paid = inst[inst["SK_ID_PREV"].astype(int).isin(eligible.index)].groupby(inst["SK_ID_PREV"].astype(int)).size()
+    assert (paid <= ids.value_counts().reindex(paid.index) - 1).all()  # instalment k is due in month k + 1
+    dpd, dpd_def = pos["SK_DPD"].astype(int), pos["SK_DPD_DEF"].astype(int)
+    assert (dpd_def <= dpd).all() and (dpd[done] == 0).all() and 0.01 < (dpd > 0).mean() < 0.1
+    truth = truth_of(store).set_index("SK_ID_CURR")["TRUE_PD"]
+    share = (dpd > 0).groupby(pos["SK_ID_CURR"].astype(int)).mean()
+    risky = truth.reindex(share.index) > truth.median()
+    assert share[risky].mean() > 1.5 * share[~risky].mean()  # past due more often: tied to the latent risk
+    late = pd.to_datetime(inst["PAYMENT_DATE"]) > pd.to_datetime(inst["DUE_DATE"])
+    late_loans = set(inst.loc[late, "SK_ID_PREV"].astype(int))
+    with_late = ids.isin(late_loans)
+    assert (dpd > 0)[with_late].mean() > 2 * (dpd > 0)[~with_late].mean()  # and to the loan's late instalments
+
+
 def test_post_decision_rows_leak_the_outcome(clean_run: tuple[FolderStore, SimulationConfig],
                                             frames: dict[str, pd.DataFrame]) -> None:
     store, _ = clean_run
@@ -389,8 +483,11 @@ def test_anomaly_signatures(anomalous_run: tuple[FolderStore, dict]) -> None:
             continue  # the content checks below need the whole file
         elif kind == "missing_column":
             cols = _columns(store, key)
-            assert a["column"] not in cols and len(cols) == len(TABLES[a["table"]].columns) - 1 + ("extra_column" in kinds)
-            assert a["details"]["required"] == TABLES[a["table"]].column(a["column"]).required
+            contract = TABLES[a["table"]]
+            absent = m["columns_not_simulated"].get(a["table"], {}).get("absent", [])
+            assert a["column"] not in cols and contract.column(a["column"]).role != "drop"
+            assert len(cols) == len(contract.columns) - len(absent) - 1 + ("extra_column" in kinds)
+            assert a["details"]["required"] == contract.column(a["column"]).required
         elif kind == "extra_column":
             assert a["column"] in _columns(store, key) and a["column"] not in TABLES[a["table"]].column_names
         elif kind == "malformed_row":
@@ -504,9 +601,11 @@ def test_table_subset_writes_only_those_tables_with_the_same_rows(
     full, cfg = clean_run
     store = FolderStore(tmp_path / "subset")
     result = simulate(SimulationConfig(start=cfg.start, hours=cfg.hours, rows_per_hour=cfg.rows_per_hour,
-                                       seed=cfg.seed, tables=["application", "loan_outcome"]), store)
-    assert set(result.rows) == {"application", "loan_outcome"}
-    assert {parse_landing_key(k)[0] for k in result.files} == {"application", "loan_outcome"}  # type: ignore[index]
+                                       seed=cfg.seed, tables=["application", "bureau_balance",
+                                                              "installments_payments", "loan_outcome"]), store)
+    subset = {"application", "bureau_balance", "installments_payments", "loan_outcome"}
+    assert set(result.rows) == subset  # the others (pos_cash_balance too) are not written and change nothing
+    assert {parse_landing_key(k)[0] for k in result.files} == subset  # type: ignore[index]
     for key in result.files:
         assert store.get_bytes(key) == full.get_bytes(key)
     assert store.get_bytes(result.truth_key) == full.get_bytes(result.truth_key)

@@ -19,6 +19,7 @@ bureau_balance as (select * from {{ ref('int_bureau_balance_by_applicant') }}),
 previous as (select * from {{ ref('int_previous_applications_by_applicant') }}),
 installments as (select * from {{ ref('int_installments_by_applicant') }}),
 cards as (select * from {{ ref('int_credit_card_by_applicant') }}),
+pos_cash as (select * from {{ ref('int_pos_cash_by_applicant') }}),
 
 application_features as (
 
@@ -57,7 +58,27 @@ application_features as (
         name_family_status,
         name_housing_type,
         occupation_type,
-        organization_type
+        organization_type,
+        name_type_suite,
+        region_population_relative,
+        region_rating_client_w_city,
+        {{ days_before_decision('date_registration') }} as days_registration,
+        {{ days_before_decision('date_id_publish') }} as days_id_publish,
+        {{ days_before_decision('date_last_phone_change') }} as days_last_phone_change,
+        own_car_age,
+        cnt_fam_members,
+        amt_income_total / nullif(cnt_fam_members, 0) as income_per_family_member,
+        flag_emp_phone,
+        flag_work_phone,
+        reg_city_not_live_city,
+        reg_city_not_work_city,
+        hour_appr_process_start,
+        totalarea_mode,
+        obs_30_cnt_social_circle,
+        def_30_cnt_social_circle,
+        def_60_cnt_social_circle,
+        flag_document_3,
+        amt_req_credit_bureau_year
     from applications
 
 ),
@@ -103,13 +124,25 @@ final as (
         cards.cc_utilisation_max,
         cards.cc_drawings_mean,
         coalesce(cards.cc_dpd_max, 0) as cc_dpd_max,
-        cards.cc_payment_balance_ratio
+        cards.cc_payment_balance_ratio,
+        cast(pos_cash.sk_id_curr is not null as integer) as has_pos_cash_history,
+        coalesce(pos_cash.pos_loan_count, 0) as pos_loan_count,
+        coalesce(pos_cash.pos_active_loan_count, 0) as pos_active_loan_count,
+        coalesce(pos_cash.pos_completed_loan_count, 0) as pos_completed_loan_count,
+        coalesce(pos_cash.pos_months_count, 0) as pos_months_count,
+        pos_cash.pos_history_months,
+        coalesce(pos_cash.pos_dpd_max, 0) as pos_dpd_max,
+        coalesce(pos_cash.pos_dpd_def_max, 0) as pos_dpd_def_max,
+        pos_cash.pos_dpd_mean,
+        pos_cash.pos_dpd_month_share,
+        coalesce(pos_cash.pos_active_remaining_instalments, 0) as pos_active_remaining_instalments
     from application_features
     left join bureau using (sk_id_curr)
     left join bureau_balance using (sk_id_curr)
     left join previous using (sk_id_curr)
     left join installments using (sk_id_curr)
     left join cards using (sk_id_curr)
+    left join pos_cash using (sk_id_curr)
 
 )
 
