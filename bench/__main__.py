@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-BENCHES = ["startup", "ingest", "validate", "features", "train", "drift", "serving"]
+BENCHES = ["startup", "ingest", "validate", "features", "train", "realdata", "drift", "serving", "online"]
 
 
 def main(argv: list[str]) -> int:
