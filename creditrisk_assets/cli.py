@@ -1,10 +1,17 @@
-"""``creditrisk`` command: simulate, import, demo, serve, manual model promotion / rollback, erasure, retention."""
+"""``creditrisk`` command: simulate, import, demo, serve, model lifecycle (promote, approve, retire, rollback,
+models), erasure, retention."""
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
 import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+
+    from .settings import Settings
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -35,11 +42,24 @@ def main(argv: list[str] | None = None) -> int:
                                  "(also: `creditrisk simulate --help`, `creditrisk import homecredit --help`, "
                                  "`creditrisk import table --help`, `creditrisk serve --help`, `creditrisk demo`)")
     sub = ap.add_subparsers(dest="cmd", required=True)
-    p = sub.add_parser("promote", help="make a registered model version the champion (recorded)")
+    p = sub.add_parser("promote", help="make a registered model version the champion: runs the gate on its recorded "
+                       "metrics against the champion's; --override promotes a refused version (recorded)")
     p.add_argument("--version", required=True)
     p.add_argument("--reason", default="manual promotion")
-    sub.add_parser("rollback", help="put the previous champion back")
-    sub.add_parser("models", help="list versions, aliases and the promotion history")
+    p.add_argument("--by", default="", help="who promotes (recorded)")
+    p.add_argument("--override", action="store_true", help="promote even if the gate refuses (recorded as an override)")
+    p = sub.add_parser("approve", help="approve a challenger that passed the gate and awaits approval "
+                       "(CREDITRISK_PROMOTION_APPROVAL=required): it becomes champion")
+    p.add_argument("--version", required=True)
+    p.add_argument("--by", required=True, help="who approves (recorded)")
+    p.add_argument("--reason", required=True, help="why (recorded)")
+    p = sub.add_parser("retire", help="retire a version: aliases removed, tagged `retired`, artefacts kept")
+    p.add_argument("--version", required=True)
+    p.add_argument("--reason", default="retired by hand")
+    p.add_argument("--by", default="")
+    p = sub.add_parser("rollback", help="put the previous champion back")
+    p.add_argument("--by", default="", help="who rolls back (recorded)")
+    sub.add_parser("models", help="list versions, aliases, approvals, retirements and the promotion history")
     p = sub.add_parser("forget", help="erase one applicant (by national id) from silver, quarantine, gold and the "
                        "prediction log; prints counts per table, never the id")
     p.add_argument("--national-id", required=True)
@@ -48,33 +68,102 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.cmd in ("forget", "retention"):
         return privacy_main(args)
+    return models_main(args)
 
-    from .modeling.registry import (
-        CHALLENGER,
-        CHAMPION,
-        REGISTERED_MODEL,
-        alias_version,
-        connect,
-        history,
-        rollback,
-        set_champion,
-    )
+
+def models_main(args: argparse.Namespace) -> int:
+    """``creditrisk promote | approve | retire | rollback | models`` (``creditrisk_assets/modeling/registry.py``)."""
+    from mlflow.exceptions import MlflowException
+
+    from .modeling import registry
+    from .modeling.pipeline import recorded_gate
     from .settings import Settings
 
     settings = Settings.from_env()
-    client = connect(settings.resolved_mlflow_uri, settings.mlflow_artifact_location)
+    client = registry.connect(settings.resolved_mlflow_uri, settings.mlflow_artifact_location)
     now = dt.datetime.now(dt.UTC).isoformat()
-    if args.cmd == "promote":
-        previous = set_champion(client, str(args.version), args.reason, now)
-        print(f"champion: version {args.version} (was {previous or 'none'})")
-    elif args.cmd == "rollback":
-        print(f"champion: version {rollback(client, now)} (rolled back)")
+    version = str(getattr(args, "version", "") or "")
+    try:
+        if args.cmd == "models":
+            print_models(client)
+            return 0
+        if args.cmd == "retire":
+            registry.retire(client, version, args.reason, now, by=args.by)
+            print(f"version {version} retired (aliases removed, artefacts kept)")
+            return 0
+        if args.cmd == "promote":
+            decision = recorded_gate(client, version, settings.gate_policy)
+            refused = [r for r in decision.reasons if not r.startswith("PASS")]
+            if refused and not args.override:
+                print(f"creditrisk promote: the gate refuses version {version}: {'; '.join(refused)} "
+                      "(pass --override to promote anyway, recorded)", file=sys.stderr)
+                return 1
+            note = f" (override: gate refused: {'; '.join(refused)})" if refused else f" (gate: {'; '.join(decision.reasons)})"
+            previous = registry.set_champion(client, version, args.reason + note, now, by=args.by,
+                                             kind="override" if refused else "manual")
+            if refused:
+                client.set_model_version_tag(registry.REGISTERED_MODEL, version, "promotion_override", "true")
+            print(f"champion: version {version} (was {previous or 'none'})" + (" — gate overridden" if refused else ""))
+        elif args.cmd == "approve":
+            previous = registry.approve(client, version, args.by, args.reason, now)
+            print(f"champion: version {version} (was {previous or 'none'}), approved by {args.by}")
+        else:
+            version = registry.rollback(client, now, by=args.by)
+            print(f"champion: version {version} (rolled back)")
+        retired = registry.retire_older_than_champions(client, settings.retire_keep_champions, now)
+        if retired:
+            print(f"retired: version(s) {', '.join(retired)} (older than the last {settings.retire_keep_champions} champions)")
+    except (ValueError, MlflowException) as exc:
+        message = exc.message if isinstance(exc, MlflowException) else str(exc)
+        print(f"creditrisk {args.cmd}: {message.splitlines()[0] if message else type(exc).__name__}", file=sys.stderr)
+        return 1
+    return redeploy(settings)
+
+
+def print_models(client: MlflowClient) -> None:
+    from .modeling import registry
+
+    for mv in sorted(client.search_model_versions(f"name='{registry.REGISTERED_MODEL}'"), key=lambda m: int(m.version)):
+        tags = mv.tags
+        notes = [tags.get(registry.GATE_DECISION, "")]
+        if tags.get("approved_by"):
+            notes.append(f"approved by {tags['approved_by']}")
+        if tags.get("promotion_override") == "true":
+            notes.append("gate overridden")
+        if tags.get(registry.RETIRED) == "true":
+            notes.append(f"retired {tags.get('retired_at', '')[:10]}")
+        print(f"version {mv.version}  run {mv.run_id}  {', '.join(n for n in notes if n)}")
+    print(f"champion: {registry.alias_version(client, registry.CHAMPION)}  "
+          f"challenger: {registry.alias_version(client, registry.CHALLENGER)}")
+    waiting = registry.awaiting_approval(client)
+    if waiting:
+        print(f"awaiting approval: {', '.join(waiting)} (creditrisk approve --version N --by NAME --reason ...)")
+    for move in registry.history(client):
+        by = f" by {move['by']}" if move.get("by") else ""
+        print(f"  {move['at']}  -> {move['version']} (from {move['previous'] or '-'}){by}: {move['reason'][:80]}")
+
+
+def redeploy(settings: Settings) -> int:
+    """After the champion moved: update the serving app when a local cluster runs (or ``CREDITRISK_RAY_ADDRESS``
+    names one); otherwise the next deploy serves the new champion."""
+    from serving import runtime
+
+    if settings.ray_address == "local":
+        running = runtime.running_cluster(settings)
+        address = running.address if running else None
     else:
-        for mv in client.search_model_versions(f"name='{REGISTERED_MODEL}'"):
-            print(f"version {mv.version}  run {mv.run_id}  {mv.tags.get('gate_decision', '')}")
-        print(f"champion: {alias_version(client, CHAMPION)}  challenger: {alias_version(client, CHALLENGER)}")
-        for move in history(client):
-            print(f"  {move['at']}  -> {move['version']} (from {move['previous'] or '-'}): {move['reason'][:80]}")
+        address = settings.ray_address
+    if address is None:
+        print("serving: no local cluster is running; `creditrisk serve start` (or the serving/deployment asset) "
+              "serves the new champion")
+        return 0
+    try:
+        config = runtime.deploy(settings, address)
+    except Exception as exc:  # the champion moved; say plainly that serving did not follow
+        print(f"creditrisk: the champion moved but serving at {address} was not updated ({type(exc).__name__}: "
+              f"{str(exc).splitlines()[0] if str(exc) else ''}): run `creditrisk serve start`", file=sys.stderr)
+        return 1
+    print(f"serving: champion {config['champion']} deployed at {address}")
     return 0
 
 

@@ -22,6 +22,7 @@ import yaml  # type: ignore[import-untyped]  # types-PyYAML is not in the dev de
 
 if TYPE_CHECKING:
     from .modeling.gate import GatePolicy
+    from .modeling.scorecard import CreditTerms, MasterScale, Scorecard
 
 PREFIX = "CREDITRISK_"
 
@@ -65,6 +66,15 @@ class Settings:
     gate_fairness_groups: str = field(default="gender", metadata={"doc": "comma list of audited groups the gate enforces (`gender`, `age_band`); all are reported in the model card"})
     canary_max_approval_delta: float = field(default=0.05, metadata={"doc": "canary on the reference set: maximum |approval-rate change| vs the champion"})
     canary_max_mean_abs_dpd: float = field(default=0.05, metadata={"doc": "canary on the reference set: maximum mean |PD change| vs the champion"})
+    score_pdo: float = field(default=20.0, metadata={"doc": "scorecard: points to double the odds (score = base + PDO/ln2 · ln(odds / base odds), odds = (1 - PD) / PD)"})
+    score_base: float = field(default=600.0, metadata={"doc": "scorecard: the score at the base odds"})
+    score_base_odds: float = field(default=50.0, metadata={"doc": "scorecard: good : bad odds at the base score (50 = PD 1.96 %)"})
+    master_scale: str = field(default="0.0025,0.005,0.01,0.02,0.035,0.05,0.08,0.12,0.2", metadata={"doc": "rating master scale: comma-separated PD upper bounds of grades 1 (best) .. N; PDs at or above the last bound form one more grade (default: 10 grades)"})
+    lgd: float = field(default=0.45, metadata={"doc": "cut-off economics: loss given default, share of the exposure lost on a bad loan"})
+    margin: float = field(default=0.08, metadata={"doc": "cut-off economics: share of the exposure earned on a good loan"})
+    ead_column: str = field(default="amt_credit", metadata={"doc": "cut-off economics: the feature used as exposure at default (EAD)"})
+    promotion_approval: str = field(default="automatic", metadata={"doc": "`automatic`: a challenger that passes the gate becomes champion; `required`: it waits for `creditrisk approve --version N --by NAME --reason ...`"})
+    retire_keep_champions: int = field(default=0, metadata={"doc": "after a champion move, retire (alias removed, tag `retired`, artefacts kept) every version older than the last K champions (0: never; at least 2, so rollback keeps a target)"})
     train_trials: int = field(default=6, metadata={"doc": "XGBoost hyper-parameter trials"})
     train_time_budget_s: int = field(default=120, metadata={"doc": "XGBoost search time budget (seconds)"})
     mlflow_tracking_uri: str = field(default="", metadata={"doc": "MLflow tracking URI (default `sqlite:///<home>/mlflow.db`)"})
@@ -143,6 +153,24 @@ class Settings:
                           canary_max_mean_abs_dpd=self.canary_max_mean_abs_dpd)
 
     @property
+    def scorecard(self) -> Scorecard:
+        from .modeling.scorecard import Scorecard
+
+        return Scorecard(pdo=self.score_pdo, base=self.score_base, base_odds=self.score_base_odds)
+
+    @property
+    def credit_terms(self) -> CreditTerms:
+        from .modeling.scorecard import CreditTerms
+
+        return CreditTerms(self.scorecard, self.rating_scale, self.lgd, self.margin, self.ead_column)
+
+    @property
+    def rating_scale(self) -> MasterScale:
+        from .modeling.scorecard import MasterScale
+
+        return MasterScale.parse(self.master_scale)
+
+    @property
     def uses_local_pii_key(self) -> bool:
         return self.pii_key == LOCAL_ONLY_PII_KEY
 
@@ -181,6 +209,7 @@ class Settings:
             raise SettingsError(f"CREDITRISK_SERVE_BATCH_MAX_ROWS={self.serve_batch_max_rows}: expected at least 1")
         if self.serve_proxy not in ("haproxy", "default"):
             raise SettingsError(f"CREDITRISK_SERVE_PROXY={self.serve_proxy!r}: expected haproxy or default")
+        self._validate_credit_terms()
         if self.object_store == "s3" and not self.s3_bucket:
             raise SettingsError("CREDITRISK_S3_BUCKET is empty: name the bucket to use")
         if self.git_sha and not GIT_SHA_PATTERN.fullmatch(self.git_sha):
@@ -191,6 +220,26 @@ class Settings:
             if problems:
                 raise SettingsError(f"CREDITRISK_ENV=production refuses {len(problems)} setting(s): "
                                     + "; ".join(problems))
+
+    def _validate_credit_terms(self) -> None:
+        """Scorecard, master scale, cut-off economics and the model lifecycle."""
+        try:
+            self.scorecard  # noqa: B018  # validates
+        except ValueError as exc:
+            raise SettingsError(f"CREDITRISK_SCORE_PDO / CREDITRISK_SCORE_BASE / CREDITRISK_SCORE_BASE_ODDS: {exc}") from exc
+        try:
+            self.rating_scale  # noqa: B018
+        except ValueError as exc:
+            raise SettingsError(f"CREDITRISK_MASTER_SCALE={self.master_scale!r}: {exc}") from exc
+        if not 0.0 <= self.lgd <= 1.0:
+            raise SettingsError(f"CREDITRISK_LGD={self.lgd}: expected a share in [0, 1]")
+        if self.margin < 0.0:
+            raise SettingsError(f"CREDITRISK_MARGIN={self.margin}: expected a non-negative share")
+        if self.promotion_approval not in ("automatic", "required"):
+            raise SettingsError(f"CREDITRISK_PROMOTION_APPROVAL={self.promotion_approval!r}: expected automatic or required")
+        if self.retire_keep_champions < 0 or self.retire_keep_champions == 1:
+            raise SettingsError(f"CREDITRISK_RETIRE_KEEP_CHAMPIONS={self.retire_keep_champions}: expected 0 (never retire) "
+                                "or at least 2 (the champion and the one rollback returns to)")
 
     def production_problems(self) -> list[str]:
         """What production must not run with, one phrase each, starting with the variable to fix."""

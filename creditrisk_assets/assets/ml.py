@@ -1,6 +1,8 @@
 """ml/*: training set → pd_baseline, pd_xgboost → evaluation (MLflow, registry) → promotion (gate, aliases)."""
 
 import base64
+import datetime as dt
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 import pandas as pd
@@ -11,6 +13,9 @@ from ..modeling.train import TrainedModel, train_baseline, train_xgboost
 from ..monitoring.alerts import Alert, send_alert
 from ..resources import Lake, ObjectStore
 from ..settings import Settings
+
+if TYPE_CHECKING:
+    from ..modeling.scorecard import Economics
 
 ML = "ml"
 
@@ -62,8 +67,11 @@ def pd_xgboost(ts: TrainingSet, settings: dg.ResourceParam[Settings]) -> dg.Outp
 @dg.asset(key=[ML, "evaluation"], group_name=ML, kinds={"mlflow"},
           ins={"ts": dg.AssetIn(key=[ML, "training_set"]), "baseline": dg.AssetIn(key=[ML, "pd_baseline"]),
                "xgb": dg.AssetIn(key=[ML, "pd_xgboost"])},
-          description="Out-of-time discrimination, calibration, fairness, SHAP importance, reason codes and a model "
-                      "card for both models; both runs logged to MLflow; the better one registered as `challenger`.")
+          description="Out-of-time discrimination, calibration, fairness, SHAP importance, reason codes with "
+                      "adverse-action statements, scores and master-scale grades (observed vs predicted default "
+                      "rate, monotonicity), cut-off economics (profit per cut-off, confusion matrix at the "
+                      "threshold) and a model card for both models; both runs logged to MLflow; the better one "
+                      "registered as `challenger`.")
 def evaluation(context: dg.AssetExecutionContext, ts: TrainingSet, baseline: TrainedModel, xgb: TrainedModel,
                store: dg.ResourceParam[ObjectStore], settings: dg.ResourceParam[Settings]) -> dg.Output[dict]:
     # mlflow, scikit-learn and matplotlib load in the run that needs them, not with the Definitions
@@ -74,8 +82,8 @@ def evaluation(context: dg.AssetExecutionContext, ts: TrainingSet, baseline: Tra
     models = {"baseline": baseline, "xgboost": xgb}
     truth = oracle_pd(store, ts.frame["sk_id_curr"])
     groups = tuple(g.strip() for g in settings.gate_fairness_groups.split(",") if g.strip())
-    evals = {k: evaluate_model(m, ts, settings.decision_threshold, truth, gated_groups=groups)
-             for k, m in models.items()}
+    evals = {k: evaluate_model(m, ts, settings.decision_threshold, truth, gated_groups=groups,
+                               terms=settings.credit_terms) for k, m in models.items()}
     # a server lost mid-way fails the step naming its URI; the version is complete or absent (registry.py)
     with server_errors_named(settings.resolved_mlflow_uri, "registering the challenger"):
         candidate, logged = log_and_register(client, models, evals, ts, context.run_id)
@@ -89,19 +97,33 @@ def evaluation(context: dg.AssetExecutionContext, ts: TrainingSet, baseline: Tra
         "model_card": dg.MetadataValue.md(best.card),
         "plots": dg.MetadataValue.md("\n\n".join(_img(png, name) for name, png in best.plots.items())),
         "reason_codes_sample": dg.MetadataValue.md(md_table(best.reason_codes, max_width=100)),
+        **(_economics_metadata(best.economics, settings.decision_threshold) if best.economics else {}),
         "mlflow_run_id": logged[candidate].run_id, "mlflow_tracking_uri": settings.resolved_mlflow_uri,
     })
+
+
+def _economics_metadata(econ: "Economics", threshold: float) -> dict[str, Any]:
+    d = econ.at_threshold
+    return {
+        "grades": dg.MetadataValue.md(md_table(econ.grades.round(4))),
+        "master_scale_monotonic": econ.monotonic,
+        "profit_max_cutoff": econ.best["cutoff"], "profit_max": round(econ.best["profit"], 2),
+        "decision_threshold": threshold, "profit_at_threshold": round(econ.profit_at_threshold, 2),
+        "at_threshold": dg.MetadataValue.json({k: (None if v != v else round(v, 4)) for k, v in d.items()}),
+    }
 
 
 @dg.asset(key=[ML, "promotion"], group_name=ML, kinds={"mlflow"},
           ins={"ts": dg.AssetIn(key=[ML, "training_set"]), "evaluated": dg.AssetIn(key=[ML, "evaluation"]),
                "baseline": dg.AssetIn(key=[ML, "pd_baseline"]), "xgb": dg.AssetIn(key=[ML, "pd_xgboost"])},
           description="The gate: the challenger becomes `champion` only if performance, calibration, fairness and a "
-                      "canary against the champion on the reference set are within the configured bounds.")
+                      "canary against the champion on the reference set are within the configured bounds (with "
+                      "`CREDITRISK_PROMOTION_APPROVAL=required` it then waits for `creditrisk approve`); versions "
+                      "older than the last `CREDITRISK_RETIRE_KEEP_CHAMPIONS` champions are retired.")
 def promotion(context: dg.AssetExecutionContext, ts: TrainingSet, evaluated: dict, baseline: TrainedModel,
               xgb: TrainedModel, settings: dg.ResourceParam[Settings]) -> dg.Output[dict]:
     from ..modeling.pipeline import promote_if_better, reference_input
-    from ..modeling.registry import alias_version, connect, server_errors_named
+    from ..modeling.registry import alias_version, connect, retire_older_than_champions, server_errors_named
 
     client = connect(settings.resolved_mlflow_uri, settings.mlflow_artifact_location)
     model = {"baseline": baseline, "xgboost": xgb}[evaluated["candidate"]]
@@ -110,18 +132,28 @@ def promotion(context: dg.AssetExecutionContext, ts: TrainingSet, evaluated: dic
         # the champion scores every catalogue feature: it may use feature groups the challenger does not
         decision = promote_if_better(client, evaluated["version"], evaluated["metrics"], model.predict_pd(test),
                                      reference_input(test), settings.decision_threshold, settings.gate_policy,
-                                     labels=test[TARGET].to_numpy())
+                                     labels=test[TARGET].to_numpy(), approval=settings.promotion_approval)
+        awaiting = decision.promote and settings.promotion_approval == "required"
+        retired = [] if awaiting or not decision.promote else retire_older_than_champions(
+            client, settings.retire_keep_champions, dt.datetime.now(dt.UTC).isoformat())
     for reason in decision.reasons:
         (context.log.info if reason.startswith("PASS") else context.log.warning)(reason)
+    if awaiting:
+        context.log.warning(f"challenger v{evaluated['version']} passed the gate and awaits approval: "
+                            f"creditrisk approve --version {evaluated['version']} --by NAME --reason ...")
+    if retired:
+        context.log.info(f"retired version(s) {', '.join(retired)}")
     champion = alias_version(client, "champion")
     if not decision.promote:
         send_alert(settings.alert_webhook_url, Alert(
             "promotion_refused", f"challenger v{evaluated['version']} refused",
             "; ".join(r for r in decision.reasons if not r.startswith("PASS"))[:1500],
             {"challenger": evaluated["version"], "champion": str(champion or "none")}))
-    return dg.Output({"promoted": decision.promote, "version": evaluated["version"], "champion": champion,
-                      "reasons": list(decision.reasons)},
-                     metadata={"decision": "promoted" if decision.promote else "refused",
+    verdict = "awaiting_approval" if awaiting else "promoted" if decision.promote else "refused"
+    return dg.Output({"promoted": decision.promote and not awaiting, "awaiting_approval": awaiting,
+                      "version": evaluated["version"], "champion": champion, "reasons": list(decision.reasons),
+                      "retired": retired},
+                     metadata={"decision": verdict, "retired_versions": ", ".join(retired) or "none",
                                "challenger_version": evaluated["version"], "champion_version": str(champion or ""),
                                "reasons": dg.MetadataValue.md("\n".join(f"- {r}" for r in decision.reasons))})
 

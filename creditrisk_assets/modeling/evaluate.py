@@ -374,12 +374,14 @@ def model_card(
     limitations: list[str],
     feature_groups_absent: Sequence[str] = (),
     features_dropped: Mapping[str, str] | None = None,
+    sections: Mapping[str, Sequence[str]] | None = None,
 ) -> str:
     """A deterministic markdown model card (no timestamps; mapping order is preserved as given).
 
     ``oracle`` is read for ``bayes_optimal_auc``; the gap to it is computed from ``metrics['auc']``.
     Any other oracle entries are listed as-is. ``feature_groups_absent`` (source tables without rows)
-    and ``features_dropped`` (feature → why it is left out) are listed under Data.
+    and ``features_dropped`` (feature → why it is left out) are listed under Data. ``sections`` (title →
+    markdown lines) come after Explanations, in the order given.
     """
     out: list[str] = [f"# Model card: {name}", ""]
 
@@ -427,6 +429,9 @@ def model_card(
                               zip(top["feature"], top["mean_abs_contribution"], strict=True))]), ""]
     else:
         out += ["_(no feature contributions)_", ""]
+
+    for title, lines in (sections or {}).items():
+        out += [f"## {title}", "", *lines, ""]
 
     out += ["## Limitations", ""]
     out += [f"- {item}" for item in limitations] or ["- None recorded."]

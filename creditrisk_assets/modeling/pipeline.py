@@ -15,9 +15,20 @@ from ..gold.catalogue import features
 from ..resources import ObjectStore
 from ..simulate import bayes_optimal_auc
 from . import evaluate as ev
+from . import scorecard as sc
 from .dataset import TARGET, TrainingSet
 from .gate import Decision, GatePolicy, decide
-from .registry import CHALLENGER, LoggedModel, alias_version, log_model_run, set_champion, version_metrics
+from .reasons import statements_for
+from .registry import (
+    CHALLENGER,
+    CHAMPION,
+    LoggedModel,
+    alias_version,
+    log_model_run,
+    request_approval,
+    set_champion,
+    version_metrics,
+)
 from .train import TrainedModel
 
 INTENDED_USE = ("Probability of default at origination for consumer cash and revolving loans, used with a "
@@ -32,9 +43,10 @@ class Evaluation:
     calibration: pd.DataFrame
     fairness: dict[str, pd.DataFrame]
     importance: pd.DataFrame
-    reason_codes: pd.DataFrame  # a sample of applications with their top adverse factors
+    reason_codes: pd.DataFrame  # a sample of applications with their top adverse factors and statements
     plots: dict[str, bytes] = field(default_factory=dict)
     card: str = ""
+    economics: sc.Economics | None = None  # scores, grades, cut-off economics
 
 
 def oracle_pd(store: ObjectStore, ids: pd.Series) -> pd.Series | None:
@@ -49,9 +61,15 @@ def oracle_pd(store: ObjectStore, ids: pd.Series) -> pd.Series | None:
 
 
 def evaluate_model(trained: TrainedModel, ts: TrainingSet, threshold: float, true_pd: pd.Series | None,
-                   version: str | None = None, gated_groups: tuple[str, ...] = ("gender",)) -> Evaluation:
+                   version: str | None = None, gated_groups: tuple[str, ...] = ("gender",),
+                   terms: sc.CreditTerms | None = None) -> Evaluation:
     """Out-of-time evaluation. Fairness is reported for every audited group; ``approval_rate_ratio`` and
-    ``equal_opportunity_diff`` (what the gate reads) are the worst over ``gated_groups``."""
+    ``equal_opportunity_diff`` (what the gate reads) are the worst over ``gated_groups``. ``terms`` (default:
+    the default settings' ``credit_terms``): scorecard, master scale and cut-off economics."""
+    if terms is None:
+        from ..settings import Settings
+
+        terms = Settings().credit_terms
     test = ts.part("test")
     y, p = test[TARGET].to_numpy(), trained.predict_pd(test)
     metrics = ev.discrimination(y, p)
@@ -79,10 +97,16 @@ def evaluate_model(trained: TrainedModel, ts: TrainingSet, threshold: float, tru
     sample = np.argsort(-p)[:20]  # the riskiest applications: what a decline letter would say
     codes = ev.reason_codes(contribs[sample], trained.features)
     reasons = pd.DataFrame({"sk_id_curr": test["sk_id_curr"].to_numpy()[sample], "pd": np.round(p[sample], 4),
-                            "reason_codes": [", ".join(c) for c in codes]})
+                            "score": np.round(terms.scorecard.score(p[sample]), 1),
+                            "grade": terms.scale.grade_all(p[sample]),
+                            "reason_codes": [", ".join(c) for c in codes],
+                            "reason_statements": ["; ".join(statements_for(c)) for c in codes]})
+    ead, ead_note = sc.exposure(test, terms.ead_column)
+    econ = sc.economics(y, p, ead, terms, threshold, ead_note)
     plots = {f"roc_{trained.kind}.png": ev.roc_png(y, p, f"ROC — pd_{trained.kind}"),
              f"calibration_{trained.kind}.png": ev.calibration_png(table, f"Calibration — pd_{trained.kind}"),
-             f"importance_{trained.kind}.png": ev.importance_png(importance, f"Importance — pd_{trained.kind}")}
+             f"importance_{trained.kind}.png": ev.importance_png(importance, f"Importance — pd_{trained.kind}"),
+             f"profit_{trained.kind}.png": sc.profit_png(econ.curve, threshold, f"Profit vs cut-off — pd_{trained.kind}")}
     fairness_table = pd.concat([f.assign(attribute=a) for a, f in fair.items()], ignore_index=True)
     card = ev.model_card(
         name=f"creditrisk-pd ({trained.kind})", version=version, intended_use=INTENDED_USE,
@@ -92,8 +116,10 @@ def evaluate_model(trained: TrainedModel, ts: TrainingSet, threshold: float, tru
                      "Gender is never a feature and its disparity is gated; age in years is a feature (risk depends "
                      "on age in this population), so age-band disparity is reported, gated only if configured.",
                      f"Decision threshold {threshold}: approve when PD < threshold."],
-        feature_groups_absent=ts.feature_groups_absent, features_dropped=ts.features_dropped)
-    return Evaluation(trained.kind, metrics, table, fair, importance, reasons, plots, card)
+        feature_groups_absent=ts.feature_groups_absent, features_dropped=ts.features_dropped,
+        sections=sc.card_sections(econ, terms))
+    metrics.update(econ.metrics())  # after the card: its Performance table keeps the ranking metrics
+    return Evaluation(trained.kind, metrics, table, fair, importance, reasons, plots, card, econ)
 
 
 def log_and_register(client: MlflowClient, models: dict[str, TrainedModel], evaluations: dict[str, Evaluation],
@@ -108,6 +134,9 @@ def log_and_register(client: MlflowClient, models: dict[str, TrainedModel], eval
         arts: dict[str, bytes | str] = {**e.plots, "model_card.md": e.card,
                                         "reason_codes_sample.csv": e.reason_codes.to_csv(index=False),
                                         "calibration.csv": e.calibration.to_csv(index=False)}
+        if e.economics is not None:
+            arts["grades.csv"] = e.economics.grades.to_csv(index=False)
+            arts["profit_curve.csv"] = e.economics.curve.to_csv(index=False)
         params = {**{k: v for k, v in models[kind].params.items() if not isinstance(v, (dict, list))},
                   "kind": kind, "features": len(models[kind].features), "features_dropped": len(ts.features_dropped)}
         logged[kind] = log_model_run(client, models[kind], example=ts.part("test"), metrics=e.metrics,
@@ -155,8 +184,9 @@ def canary(client: MlflowClient, challenger_pd: np.ndarray, reference: pd.DataFr
 def promote_if_better(client: MlflowClient, version: str, challenger_metrics: dict[str, float],
                       challenger_pd: np.ndarray, reference: pd.DataFrame, threshold: float,
                       policy: GatePolicy, now: dt.datetime | None = None,
-                      labels: np.ndarray | None = None) -> Decision:
-    """Run the gate; on success move ``champion`` to ``version``. Records the decision on the version.
+                      labels: np.ndarray | None = None, approval: str = "automatic") -> Decision:
+    """Run the gate; on success move ``champion`` to ``version`` (``approval="required"``: the version waits
+    for ``registry.approve`` instead). Records the decision on the version.
 
     With ``labels`` (the reference set's outcomes) the performance check is head to head: the champion's
     AUC is measured on the same out-of-time applications as the challenger's."""
@@ -169,12 +199,34 @@ def promote_if_better(client: MlflowClient, version: str, challenger_metrics: di
     at = (now or dt.datetime.now(dt.UTC)).isoformat()
     client.set_model_version_tag("creditrisk-pd", version, "gate_decision", "promoted" if decision.promote else "refused")
     client.set_model_version_tag("creditrisk-pd", version, "gate_reasons", "\n".join(decision.reasons)[:4900])
-    if decision.promote:
-        set_champion(client, version, "; ".join(decision.reasons), at)
+    if decision.promote and approval == "required":
+        request_approval(client, version, at)
+    elif decision.promote:
+        set_champion(client, version, "; ".join(decision.reasons), at, kind="gate")
     return decision
+
+
+#: The recorded metrics the gate reads (MLflow run metrics of a version's evaluation).
+GATE_METRICS = ("auc", "ece", "approval_rate_ratio", "equal_opportunity_diff")
+
+
+def recorded_gate(client: MlflowClient, version: str, policy: GatePolicy) -> Decision:
+    """The gate on recorded metrics: ``version``'s out-of-time metrics against the champion's (what a manual
+    promotion can check without the data: no canary, and the champion's AUC on its own test set, not head
+    to head). The champion itself, or no champion, is compared with nothing."""
+    challenger = version_metrics(client, version)
+    champion = alias_version(client, CHAMPION)
+    champion_metrics = version_metrics(client, champion) if champion and champion != version else None
+    for name, metrics in (("version " + version, challenger), ("champion " + str(champion), champion_metrics)):
+        missing = [k for k in GATE_METRICS if metrics is not None and k not in metrics]
+        if missing:
+            raise ValueError(f"{name} has no recorded {', '.join(missing)} (its run predates the gate): "
+                             "promote with --override to skip the gate (recorded)")
+    return decide(challenger, champion_metrics, None, policy)
 
 
 def evaluation_summary(e: Evaluation) -> dict[str, Any]:
     keys = ("auc", "gini", "ks", "brier", "log_loss", "pr_auc", "ece", "approval_rate", "approval_rate_ratio",
-            "equal_opportunity_diff", "bayes_optimal_auc", "oracle_auc_gap")
+            "equal_opportunity_diff", "bayes_optimal_auc", "oracle_auc_gap", "master_scale_monotonic",
+            "profit_at_threshold", "profit_max_cutoff", "profit_max", "f1_at_threshold")
     return {k: round(float(e.metrics[k]), 5) for k in keys if e.metrics.get(k) is not None}

@@ -4,6 +4,10 @@ Aliases move without history, so every move is also recorded: a tag on the versi
 (``promoted_at``, ``previous_champion``) and a JSON list on the registered model
 (``champion_history``) that ``rollback`` walks back.
 
+Lifecycle: a challenger that passed the gate either becomes champion at once or, when approval is required,
+waits for ``approve`` (who, why: tags and history). ``retire`` takes a version out of use (aliases removed,
+tag ``retired``); its run, model artefact and card stay, so what it decided can still be explained.
+
 A version is created only once its run holds the model artefact, and with its tags in the same call
 (``registration=complete``, ``gate_decision=pending``, the run's lineage tags): a tracking server lost at
 any point leaves either no version or a complete one, and the error names the tracking URI. Versions
@@ -41,6 +45,11 @@ CHAMPION, CHALLENGER = "champion", "challenger"
 #: Version tags written atomically with the version (``create_model_version(tags=...)``).
 REGISTRATION, COMPLETE, FAILED = "registration", "complete", "failed"
 GATE_DECISION, PENDING = "gate_decision", "pending"  # the gate (ml/promotion) sets promoted / refused
+#: With ``CREDITRISK_PROMOTION_APPROVAL=required`` a challenger that passed the gate waits: gate_decision
+#: ``awaiting_approval`` and approval ``pending`` until ``approve`` (tags approved_by / _at / approval_reason).
+AWAITING_APPROVAL, APPROVAL = "awaiting_approval", "approval"
+#: A retired version: tag ``retired=true`` (with retired_at / retired_reason), no alias, artefacts kept.
+RETIRED = "retired"
 #: A dead tracking server fails in seconds, not after MLflow's default 7 retries with back-off (minutes);
 #: the environment may set other values (``MLFLOW_HTTP_REQUEST_MAX_RETRIES`` / ``_TIMEOUT``).
 HTTP_MAX_RETRIES, HTTP_TIMEOUT_S = 1, 10
@@ -234,29 +243,119 @@ def history(client: MlflowClient) -> list[dict[str, str]]:
     return json.loads(tags.get("champion_history", "[]"))
 
 
-def set_champion(client: MlflowClient, version: str, reason: str, at: str) -> str | None:
-    """Move ``champion`` to ``version`` and record the move; returns the previous champion. A version
-    marked ``registration=failed`` is refused (ValueError)."""
+class LifecycleError(ValueError):
+    """A lifecycle step that does not apply to this version; the message says what to do instead."""
+
+
+def set_champion(client: MlflowClient, version: str, reason: str, at: str, *, by: str = "", kind: str = "") -> str | None:
+    """Move ``champion`` to ``version`` and record the move (``by``, ``kind``: who and how, when given);
+    returns the previous champion. A version marked ``registration=failed`` or retired is refused
+    (LifecycleError, a ValueError)."""
     tags = client.get_model_version(REGISTERED_MODEL, version).tags
     if tags.get(REGISTRATION) == FAILED:
-        raise ValueError(f"{REGISTERED_MODEL} version {version} is incomplete "
-                         f"({tags.get('registration_error', 'registration failed')}): it cannot be champion")
+        raise LifecycleError(f"{REGISTERED_MODEL} version {version} is incomplete "
+                             f"({tags.get('registration_error', 'registration failed')}): it cannot be champion")
+    if tags.get(RETIRED) == "true":
+        raise LifecycleError(f"{REGISTERED_MODEL} version {version} is retired ({tags.get('retired_reason', '')[:80]}): "
+                             "it cannot be champion")
     previous = alias_version(client, CHAMPION)
     client.set_registered_model_alias(REGISTERED_MODEL, CHAMPION, version)
     client.set_model_version_tag(REGISTERED_MODEL, version, "promoted_at", at)
     client.set_model_version_tag(REGISTERED_MODEL, version, "previous_champion", previous or "")
     client.set_model_version_tag(REGISTERED_MODEL, version, "promotion_reason", reason[:4000])
-    moves = history(client) + [{"version": version, "previous": previous or "", "at": at, "reason": reason[:500]}]
-    client.set_registered_model_tag(REGISTERED_MODEL, "champion_history", json.dumps(moves[-50:]))
+    if tags.get(GATE_DECISION) == AWAITING_APPROVAL:  # promoted by other means (by hand): it waits no more
+        client.set_model_version_tag(REGISTERED_MODEL, version, GATE_DECISION, "promoted")
+    move = {"version": version, "previous": previous or "", "at": at, "reason": reason[:500]}
+    move.update({k: v for k, v in (("by", by), ("kind", kind)) if v})
+    client.set_registered_model_tag(REGISTERED_MODEL, "champion_history", json.dumps((history(client) + [move])[-50:]))
     return previous
 
 
-def rollback(client: MlflowClient, at: str) -> str:
+def rollback(client: MlflowClient, at: str, by: str = "") -> str:
     """Put the champion before the current one back; returns the version now champion."""
     current = alias_version(client, CHAMPION)
     previous = next((m["previous"] for m in reversed(history(client)) if m["version"] == current and m["previous"]),
                     None)
     if not previous:
-        raise ValueError(f"no earlier champion to roll back to (current: {current})")
-    set_champion(client, previous, f"rollback from version {current}", at)
+        raise LifecycleError(f"no earlier champion to roll back to (current: {current})")
+    set_champion(client, previous, f"rollback from version {current}", at, by=by, kind="rollback")
     return previous
+
+
+def request_approval(client: MlflowClient, version: str, at: str) -> None:
+    """The gate passed but a person must approve: the version waits (``gate_decision=awaiting_approval``)."""
+    for key, value in ((GATE_DECISION, AWAITING_APPROVAL), (APPROVAL, PENDING), ("approval_requested_at", at)):
+        client.set_model_version_tag(REGISTERED_MODEL, version, key, value)
+
+
+def awaiting_approval(client: MlflowClient) -> list[str]:
+    """Versions waiting for ``approve``, oldest first."""
+    return sorted((str(mv.version) for mv in client.search_model_versions(f"name='{REGISTERED_MODEL}'")
+                   if mv.tags.get(GATE_DECISION) == AWAITING_APPROVAL), key=int)
+
+
+def approve(client: MlflowClient, version: str, by: str, reason: str, at: str) -> str | None:
+    """Approve a version that passed the gate and waits: it becomes champion; who approved it and why are
+    tags on the version and in the promotion history. Returns the previous champion."""
+    if not by.strip() or not reason.strip():
+        raise LifecycleError("an approval names who approves (--by NAME) and why (--reason ...)")
+    tags = client.get_model_version(REGISTERED_MODEL, version).tags
+    if tags.get(GATE_DECISION) != AWAITING_APPROVAL:
+        raise LifecycleError(f"{REGISTERED_MODEL} version {version} is not awaiting approval (gate_decision="
+                             f"{tags.get(GATE_DECISION, 'none')}): only a challenger that passed the gate with "
+                             "CREDITRISK_PROMOTION_APPROVAL=required is; see `creditrisk models`")
+    previous = set_champion(client, version, f"approved by {by}: {reason}", at, by=by, kind="approval")
+    for key, value in ((APPROVAL, "approved"), ("approved_by", by[:250]), ("approved_at", at),
+                       ("approval_reason", reason[:4000]), (GATE_DECISION, "promoted")):
+        client.set_model_version_tag(REGISTERED_MODEL, version, key, value)
+    return previous
+
+
+def retire(client: MlflowClient, version: str, reason: str, at: str, by: str = "") -> None:
+    """Take a version out of use: its aliases removed (never the champion's: promote another first), tag
+    ``retired=true`` with when, why and who. The run, model artefact and model card are kept.
+
+    Deleting instead (not offered) would need: ``delete_model_version`` (the registry entry only), then the
+    run deleted and ``mlflow gc`` run on the tracking server to remove its artefacts (the run's model,
+    input example, reason-code sample); every history entry naming the version kept as text, since rollback
+    walks it; a check that no serving replica or batch job still loads it; and the record-keeping period of
+    model documentation (model risk policies keep cards and decisions for years) respected first."""
+    if alias_version(client, CHAMPION) == version:
+        raise LifecycleError(f"{REGISTERED_MODEL} version {version} is the champion: promote or roll back to "
+                             "another version before retiring it")
+    client.get_model_version(REGISTERED_MODEL, version)  # exists (MlflowException naming it otherwise)
+    if alias_version(client, CHALLENGER) == version:
+        client.delete_registered_model_alias(REGISTERED_MODEL, CHALLENGER)
+    for key, value in ((RETIRED, "true"), ("retired_at", at), ("retired_reason", reason[:4000]),
+                       ("retired_by", by[:250])):
+        if value:
+            client.set_model_version_tag(REGISTERED_MODEL, version, key, value)
+
+
+def last_champions(client: MlflowClient, k: int) -> list[str]:
+    """The ``k`` most recent distinct champions, newest first (the current one first)."""
+    out: list[str] = []
+    current = alias_version(client, CHAMPION)
+    for v in ([current] if current else []) + [m["version"] for m in reversed(history(client))]:
+        if v not in out:
+            out.append(v)
+    return out[:k]
+
+
+def retire_older_than_champions(client: MlflowClient, keep: int, at: str) -> list[str]:
+    """Retire every version older than the oldest of the last ``keep`` champions (0: none), except versions
+    holding an alias; returns the versions retired now."""
+    if keep <= 0:
+        return []
+    kept = last_champions(client, keep)
+    if len(kept) < keep:
+        return []  # fewer champions than kept so far: nothing is old enough
+    oldest = min(int(v) for v in kept)
+    aliased = {alias_version(client, CHAMPION), alias_version(client, CHALLENGER)}
+    retired = []
+    for mv in client.search_model_versions(f"name='{REGISTERED_MODEL}'"):
+        v = str(mv.version)
+        if int(v) < oldest and v not in kept and v not in aliased and mv.tags.get(RETIRED) != "true":
+            retire(client, v, f"older than the last {keep} champions ({', '.join(kept)})", at)
+            retired.append(v)
+    return sorted(retired, key=int)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import dagster as dg
 import numpy as np
+import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
@@ -49,16 +50,28 @@ def test_train_evaluate_register_and_promote_through_dagster(ml_settings: Settin
     runs = client.search_runs([client.get_experiment_by_name("creditrisk-pd").experiment_id])
     assert {r.data.tags["model_kind"] for r in runs} == {"baseline", "xgboost"}  # both logged
     for run in runs:
-        assert {"auc", "gini", "ks", "brier", "log_loss", "pr_auc", "ece", "oracle_auc_gap"} <= set(run.data.metrics)
+        assert {"auc", "gini", "ks", "brier", "log_loss", "pr_auc", "ece", "oracle_auc_gap", "master_scale_monotonic",
+                "profit_max_cutoff", "profit_at_threshold", "f1_at_threshold"} <= set(run.data.metrics)
         assert run.data.tags["lineage.lake_snapshot_id"]
         assert run.data.tags["lineage.git_sha"] == head, "the model must record this checkout's commit"
         arts = {a.path for a in client.list_artifacts(run.info.run_id)}
-        assert {"model_card.md", f"roc_{run.data.tags['model_kind']}.png"} <= arts
+        kind = run.data.tags["model_kind"]
+        assert {"model_card.md", f"roc_{kind}.png", f"profit_{kind}.png", "grades.csv", "profit_curve.csv"} <= arts
     assert evaluated["version"] == "1" and alias_version(client, "challenger") == "1"
     assert promoted["promoted"], "a good first model passes the gate"
     assert alias_version(client, "champion") == "1"
-    card = client.download_artifacts(runs[0].info.run_id, "model_card.md")
-    assert "Bayes" in Path(card).read_text()
+    card = Path(client.download_artifacts(runs[0].info.run_id, "model_card.md")).read_text()
+    assert "Bayes" in card and "## Scores and grades" in card and "## Cut-off economics" in card
+    # the evaluation speaks in grades, money and statements: in its metadata too
+    materialization = result.asset_materializations_for_node("ml__evaluation")[0]
+    meta = materialization.metadata
+    assert {"grades", "master_scale_monotonic", "profit_max_cutoff", "profit_at_threshold", "at_threshold"} <= set(meta)
+    assert meta["decision_threshold"].value == ml_settings.decision_threshold
+    grades = pd.read_csv(client.download_artifacts(runs[0].info.run_id, "grades.csv"))
+    assert grades["grade"].tolist() == list(range(1, 11)) and grades["n"].sum() == evaluated["metrics"]["n"]
+    sample = pd.read_csv(client.download_artifacts(evaluated["run_id"], "reason_codes_sample.csv"))
+    assert sample["reason_statements"].str.len().gt(0).all()  # the riskiest applications: every one has reasons
+    assert {"score", "grade"} <= set(sample.columns)
 
     # a deliberately degraded model (labels shuffled): registered as challenger, refused, champion unchanged
     con = Lake(ml_settings).connect_lake()
@@ -78,13 +91,40 @@ def test_train_evaluate_register_and_promote_through_dagster(ml_settings: Settin
     assert alias_version(client, "champion") == "1" and alias_version(client, "challenger") == "2"
     assert client.get_model_version("creditrisk-pd", "2").tags["gate_decision"] == "refused"
 
-    # by hand: promote version 2, then roll back to 1; both moves recorded
+    # by hand: the gate refuses version 2 on its recorded metrics; --override promotes it, recorded; roll back to 1
     monkeypatch.setenv("CREDITRISK_MLFLOW_TRACKING_URI", mlflow_server.url)
-    assert cli(["promote", "--version", "2", "--reason", "test"]) == 0
+    monkeypatch.setenv("CREDITRISK_HOME", str(ml_settings.home))
+    assert cli(["promote", "--version", "2", "--reason", "test"]) == 1
+    assert alias_version(client, "champion") == "1"
+    assert cli(["promote", "--version", "2", "--reason", "test", "--override"]) == 0
     assert alias_version(client, "champion") == "2"
     assert cli(["rollback"]) == 0
     assert alias_version(client, "champion") == "1"
     assert [m["version"] for m in history(client)] == ["1", "2", "1"]
+
+
+def test_approval_required_holds_a_passing_challenger_until_approved(ml_settings: Settings, mlflow_server: Server,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """After the test above (champion 1): the same data retrains the same model, which passes the gate head to
+    head, and with approval required it waits as `challenger`; `creditrisk approve` makes it champion."""
+    client = MlflowClient(mlflow_server.url)
+    champion = alias_version(client, "champion")
+    required = Settings.from_env({"CREDITRISK_HOME": str(ml_settings.home), "CREDITRISK_MLFLOW_TRACKING_URI":
+                                  mlflow_server.url, "CREDITRISK_TRAIN_TRIALS": "2", "CREDITRISK_GATE_MAX_ECE": "0.05",
+                                  "CREDITRISK_PROMOTION_APPROVAL": "required"})
+    result = build_definitions(required).resolve_job_def("train_and_promote").execute_in_process(
+        instance=dg.DagsterInstance.ephemeral())
+    assert result.success
+    out = result.output_for_node("ml__promotion")
+    assert out["awaiting_approval"] and not out["promoted"], out["reasons"]
+    assert result.asset_materializations_for_node("ml__promotion")[0].metadata["decision"].value == "awaiting_approval"
+    version = out["version"]
+    assert alias_version(client, "champion") == champion and alias_version(client, "challenger") == version
+    monkeypatch.setenv("CREDITRISK_MLFLOW_TRACKING_URI", mlflow_server.url)
+    monkeypatch.setenv("CREDITRISK_HOME", str(ml_settings.home))
+    assert cli(["approve", "--version", version, "--by", "model owner", "--reason", "card reviewed"]) == 0
+    assert alias_version(client, "champion") == version
+    assert client.get_model_version("creditrisk-pd", version).tags["approved_by"] == "model owner"
 
 
 def test_clear_errors_for_bad_training_conditions(ml_settings: Settings) -> None:
