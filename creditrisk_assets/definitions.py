@@ -20,7 +20,13 @@ from .jobs import build_jobs, build_schedules
 from .logs import configure_logging
 from .partitions import hourly_partitions
 from .resources import Lake, object_store_from_settings
-from .sensors import WATCHED_FOR_STALENESS, build_alert_sensors, build_drift_sensor, build_landing_sensor
+from .sensors import (
+    WATCHED_FOR_STALENESS,
+    build_alert_sensors,
+    build_drift_sensor,
+    build_landing_sensor,
+    build_performance_sensor,
+)
 from .settings import Settings, get_settings
 
 
@@ -37,7 +43,8 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         asset_checks=freshness,
         jobs=list(jobs.values()),
         sensors=[build_landing_sensor(jobs["ingest"], hourly, settings.sensor_interval_s),
-                 build_drift_sensor(jobs["retrain_and_deploy"]), *build_alert_sensors(settings),
+                 build_drift_sensor(jobs["retrain_and_deploy"]), build_performance_sensor(jobs["retrain_and_deploy"]),
+                 *build_alert_sensors(settings),
                  dg.build_sensor_for_freshness_checks(freshness_checks=freshness)],
         schedules=build_schedules(jobs, settings),
         resources={

@@ -1,4 +1,5 @@
-"""Sensors: turn new landed hours into bronze runs (one run per contiguous range of hours)."""
+"""Sensors: new landed hours → bronze runs (one per contiguous range of hours); sustained drift or decayed
+performance of the champion → ``retrain_and_deploy`` (once per evidence); alerts."""
 
 
 from typing import Any
@@ -48,10 +49,18 @@ def cursor_hash(cursor: str) -> str:
 
 
 DRIFT_KEY = dg.AssetKey(["monitoring", "drift"])
+PERFORMANCE_KEY = dg.AssetKey(["monitoring", "performance"])
 #: tag of every retrain the drift sensor requests: the same evidence is acted on once, whichever process ran it
 DRIFT_REQUEST_TAG = "creditrisk/drift_request"
+#: the same for the performance sensor
+PERFORMANCE_REQUEST_TAG = "creditrisk/performance_request"
 WATCHED_FOR_STALENESS = [dg.AssetKey(["gold", "applicant_features"]), dg.AssetKey(["serving", "prediction_log"]),
                          DRIFT_KEY]
+
+
+def _value(metadata: dict[str, Any], key: str) -> Any:
+    v = metadata.get(key)
+    return getattr(v, "value", v)
 
 
 def drift_run_request(metadata: dict[str, Any], source_run: str) -> dg.RunRequest | dg.SkipReason:
@@ -59,18 +68,38 @@ def drift_run_request(metadata: dict[str, Any], source_run: str) -> dg.RunReques
 
     One retrain per champion and newest drifted window: a refused retrain is not repeated until a
     new window adds evidence (or the champion changes)."""
-    def value(key: str) -> Any:
-        v = metadata.get(key)
-        return getattr(v, "value", v)
-
-    if not value("retrain_recommended"):
+    if not _value(metadata, "retrain_recommended"):
         return dg.SkipReason(f"no sustained drift (monitoring run {source_run[:8]})")
-    windows = (value("pass") or {}).get("windows", [])
+    windows = (_value(metadata, "pass") or {}).get("windows", [])
     newest = windows[-1]["end"] if windows else source_run
-    champion = str(value("champion_version"))
+    champion = str(_value(metadata, "champion_version"))
     key = f"drift:champion-{champion}:{newest}"
     return dg.RunRequest(run_key=key, tags={"creditrisk/trigger": "drift", "creditrisk/champion_before": champion,
                                             DRIFT_REQUEST_TAG: key})
+
+
+def performance_run_request(metadata: dict[str, Any], source_run: str) -> dg.RunRequest | dg.SkipReason:
+    """The performance sensor's decision from a ``monitoring/performance`` materialisation's metadata.
+
+    One retrain per champion and decayed window (``evidence.window_end``): the same decayed window
+    seen by a later monitoring pass is not acted on twice; a newer decayed window, or a new
+    champion that decays too, is."""
+    evidence = _value(metadata, "evidence") or {}
+    if not _value(metadata, "retrain_recommended"):
+        why = "; ".join(evidence.get("reasons", [])) or evidence.get("note") or "within the thresholds"
+        return dg.SkipReason(f"no performance decay (monitoring run {source_run[:8]}): {why}")
+    champion = str(_value(metadata, "champion_version"))
+    key = f"performance:champion-{champion}:{evidence.get('window_end', source_run)}"
+    return dg.RunRequest(run_key=key, tags={"creditrisk/trigger": "performance",
+                                            "creditrisk/champion_before": champion, PERFORMANCE_REQUEST_TAG: key})
+
+
+def _handled(context: dg.SensorEvaluationContext, tag: str, decision: dg.RunRequest) -> dg.SkipReason | None:
+    """A skip when a run for this evidence exists (the daemon's, or one `make demo` ran in process)."""
+    done = context.instance.get_run_records(dg.RunsFilter(tags={tag: decision.run_key or ""}), limit=1)
+    if done:
+        return dg.SkipReason(f"{decision.run_key} already handled by run {done[0].dagster_run.run_id[:8]}")
+    return None
 
 
 def build_drift_sensor(job: Any) -> dg.SensorDefinition:
@@ -82,15 +111,32 @@ def build_drift_sensor(job: Any) -> dg.SensorDefinition:
         assert materialization is not None
         decision = drift_run_request(dict(materialization.metadata), asset_event.run_id)
         if isinstance(decision, dg.RunRequest):
-            # a run for this evidence exists (the daemon's, or one `make demo` ran in process): nothing to do
-            done = context.instance.get_run_records(dg.RunsFilter(tags={DRIFT_REQUEST_TAG: decision.run_key or ""}),
-                                                    limit=1)
-            if done:
-                return dg.SkipReason(f"{decision.run_key} already handled by run {done[0].dagster_run.run_id[:8]}")
+            skip = _handled(context, DRIFT_REQUEST_TAG, decision)
+            if skip is not None:
+                return skip
             context.log.info(f"drift sustained: requesting {job.name} ({decision.run_key})")
         return decision
 
     return drift_sensor
+
+
+def build_performance_sensor(job: Any) -> dg.SensorDefinition:
+    @dg.asset_sensor(asset_key=PERFORMANCE_KEY, job=job, default_status=dg.DefaultSensorStatus.RUNNING,
+                     description="Requests retrain → evaluate → gate → redeploy when monitoring/performance finds the "
+                                 "champion's matured-label AUC below CREDITRISK_PERF_MIN_AUC or its ECE above "
+                                 "CREDITRISK_PERF_MAX_ECE.")
+    def performance_sensor(context: dg.SensorEvaluationContext, asset_event: dg.EventLogEntry):
+        materialization = asset_event.asset_materialization
+        assert materialization is not None
+        decision = performance_run_request(dict(materialization.metadata), asset_event.run_id)
+        if isinstance(decision, dg.RunRequest):
+            skip = _handled(context, PERFORMANCE_REQUEST_TAG, decision)
+            if skip is not None:
+                return skip
+            context.log.info(f"performance decayed: requesting {job.name} ({decision.run_key})")
+        return decision
+
+    return performance_sensor
 
 
 def build_alert_sensors(settings: Any) -> list[dg.SensorDefinition]:

@@ -99,6 +99,8 @@ class Settings:
     drift_min_rows: int = field(default=1000, metadata={"doc": "monitoring: fewest rows a window (and the reference) needs before drift is computed; smaller windows report `insufficient_rows`"})
     drift_consecutive_windows: int = field(default=2, metadata={"doc": "drift sensor: retrain after this many consecutive drifted windows"})
     label_maturity_hours: int = field(default=24, metadata={"doc": "monitoring: hours after a decision before its outcome counts for performance"})
+    perf_min_auc: float = field(default=0.65, metadata={"doc": "performance sensor: retrain when the champion's AUC on matured outcomes falls below this in the newest window with at least `CREDITRISK_DRIFT_MIN_ROWS` labelled decisions"})
+    perf_max_ece: float = field(default=0.08, metadata={"doc": "performance sensor: retrain when the champion's expected calibration error on matured outcomes rises above this in that window"})
     alert_webhook_url: str = field(default="", metadata={"doc": "Slack-compatible webhook for alerts (empty: alerts only logged)", "secret": True})
     freshness_max_lag_hours: int = field(default=6, metadata={"doc": "freshness checks: most hours an hourly asset may lag"})
     retrain_cron: str = field(default="", metadata={"doc": "optional daily retrain schedule (cron, e.g. `0 3 * * *`; empty: off)"})

@@ -6,6 +6,9 @@ the newest decision in gold. Current PDs come from the prediction log when it ha
 the window, else from the champion scoring the window's gold rows (``pd_source`` says which).
 Results go to ``lake.monitoring.drift_metrics`` (one row per window, metric and reference version;
 a recomputation replaces its rows) and the Evidently HTML of each window to the object store.
+The same pass measures stability on the same frames (:mod:`.stability`: the SSI of the PDs over the
+master-scale grades, the CSI of each feature) into ``lake.monitoring.stability_metrics`` (one row
+per window, characteristic and reference version).
 """
 
 from __future__ import annotations
@@ -21,12 +24,16 @@ import numpy as np
 import pandas as pd
 
 from ..gold.lookup import GOLD_TABLE
+from ..modeling.scorecard import MasterScale
 from ..modeling.train import TrainedModel
 from ..resources import Lake, ObjectStore
-from .drift import OK, consecutive_drifted, drift_rows, feature_drift, prediction_drift
+from .alerts import Alert
+from .drift import OK, PSI_SIGNIFICANT, consecutive_drifted, drift_rows, feature_drift, prediction_drift
 from .performance import performance_rows, performance_windows
+from .stability import SSI, StabilityResult, fit_reference, window_stability
 
 METRICS_TABLE = "lake.monitoring.drift_metrics"
+STABILITY_TABLE = "lake.monitoring.stability_metrics"
 LATEST_KEY = "monitoring/latest_drift.json"
 
 
@@ -50,6 +57,7 @@ class WindowReport:
     pd_source: str
     current_rows: int
     report_key: str | None
+    stability: StabilityResult | None = None
 
 
 @dataclass
@@ -58,6 +66,15 @@ class DriftPass:
     windows: list[WindowReport] = field(default_factory=list)
     retrain_recommended: bool = False
     rows: pd.DataFrame = field(default_factory=pd.DataFrame)
+    stability_rows: pd.DataFrame = field(default_factory=pd.DataFrame)
+
+    @property
+    def latest_stability(self) -> tuple[WindowReport, StabilityResult] | None:
+        """The newest window whose SSI or any CSI was computed."""
+        for w in reversed(self.windows):
+            if w.stability is not None and (w.stability.ssi.status == OK or w.stability.computed):
+                return w, w.stability
+        return None
 
 
 def load_champion(tracking_uri: str, artifact_location: str | None) -> Champion | None:
@@ -119,13 +136,16 @@ def served_pd(con: duckdb.DuckDBPyConnection, start: pd.Timestamp, end: pd.Times
 
 
 def run_drift(con: duckdb.DuckDBPyConnection, store: ObjectStore, champion: Champion, *, window_hours: int,
-              lookback: int, drift_share_threshold: float, consecutive: int, min_rows: int) -> DriftPass:
-    """Drift of each recent window against the champion's reference; stores rows, reports, the latest gauges."""
+              lookback: int, drift_share_threshold: float, consecutive: int, min_rows: int,
+              scale: MasterScale) -> DriftPass:
+    """Drift and stability of each recent window against the champion's reference; stores rows, reports,
+    the latest gauges. ``scale`` bins the PDs for the SSI."""
     reference = reference_frame(con, champion)
     features = champion.model.features
     ref_pd = champion.model.predict_pd(reference) if len(reference) else np.array([])
+    bins = fit_reference(reference, features, categorical=champion.model.categorical)
     out = DriftPass(champion.version)
-    frames = []
+    frames, stability_frames = [], []
     for start, end in windows_to_check(con, window_hours, lookback):
         current = con.execute(f"SELECT * FROM {GOLD_TABLE} WHERE decision_time >= ? AND decision_time < ?",
                               [start.to_pydatetime(), end.to_pydatetime()]).df()
@@ -136,6 +156,8 @@ def run_drift(con: duckdb.DuckDBPyConnection, store: ObjectStore, champion: Cham
         cur_pd = served if source == "prediction_log" else (
             champion.model.predict_pd(current) if len(current) else np.array([]))
         pred = prediction_drift(ref_pd, cur_pd, min_rows=min_rows)
+        stable = window_stability(bins, ref_pd, current, cur_pd, scale, features, min_rows=min_rows)
+        stability_frames.append(stable.rows(start.to_pydatetime(), end.to_pydatetime()))
         key = None
         html = result.html()
         if html is not None:
@@ -143,11 +165,13 @@ def run_drift(con: duckdb.DuckDBPyConnection, store: ObjectStore, champion: Cham
             store.put_bytes(key, html.encode())
         frames.append(drift_rows(start.to_pydatetime(), end.to_pydatetime(), result, pred))
         out.windows.append(WindowReport(start, end, result.status, result.dataset_drifted, result.share_drifted,
-                                        result.drifted_columns, pred.psi, source, len(current), key))
+                                        result.drifted_columns, pred.psi, source, len(current), key, stable))
     out.rows = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    out.stability_rows = pd.concat(stability_frames, ignore_index=True) if stability_frames else pd.DataFrame()
     out.retrain_recommended = consecutive_drifted(
         [{"status": w.status, "drifted": w.dataset_drifted} for w in out.windows], consecutive)
     store_rows(con, out.rows, champion.version)
+    store_stability_rows(con, out.stability_rows, champion.version)
     latest = next((w for w in reversed(out.windows) if w.status == OK), None)
     if latest is not None:
         store.put_bytes(LATEST_KEY, json.dumps({
@@ -186,15 +210,33 @@ def store_rows(con: duckdb.DuckDBPyConnection, rows: pd.DataFrame, version: str)
     frame["value"] = frame["value"].astype("float64")
     frame["threshold"] = frame["threshold"].astype("float64")
     frame["drifted"] = frame["drifted"].astype("boolean")
+    _replace(con, METRICS_TABLE, frame, version)
 
+
+def store_stability_rows(con: duckdb.DuckDBPyConnection, rows: pd.DataFrame, version: str) -> None:
+    """Replace the stability rows of these (window, kind) pairs for this reference version."""
+    if rows.empty:
+        return
+    frame = rows.assign(reference_version=version, computed_at=pd.Timestamp.now(tz="UTC").tz_localize(None))
+    frame["value"] = frame["value"].astype("float64")
+    frame["bins"] = frame["bins"].astype("int64")
+    for col in ("level", "method"):
+        frame[col] = frame[col].astype("string")
+    _replace(con, STABILITY_TABLE, frame, version)
+
+
+def _replace(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame, version: str) -> None:
+    """In one lake transaction: create ``table`` if needed, drop the rows of ``frame``'s (window, kind)
+    pairs for ``version``, insert ``frame``."""
     def work(c: duckdb.DuckDBPyConnection) -> None:
         c.execute("CREATE SCHEMA IF NOT EXISTS lake.monitoring")
-        c.register("drift_batch", frame)
-        c.execute(f"CREATE TABLE IF NOT EXISTS {METRICS_TABLE} AS SELECT * FROM drift_batch LIMIT 0")
-        c.execute(f"""DELETE FROM {METRICS_TABLE} AS t WHERE reference_version = ? AND EXISTS (
-                          SELECT 1 FROM drift_batch b WHERE b.window_start = t.window_start
+        c.register("metrics_batch", frame)
+        c.execute(f"CREATE TABLE IF NOT EXISTS {table} AS SELECT * FROM metrics_batch LIMIT 0")
+        c.execute(f"""DELETE FROM {table} AS t WHERE reference_version = ? AND EXISTS (
+                          SELECT 1 FROM metrics_batch b WHERE b.window_start = t.window_start
                           AND b.window_end = t.window_end AND b.kind = t.kind)""", [version])
-        c.execute(f"INSERT INTO {METRICS_TABLE} BY NAME SELECT * FROM drift_batch")
+        c.execute(f"INSERT INTO {table} BY NAME SELECT * FROM metrics_batch")
+        c.unregister("metrics_batch")
 
     Lake.transact(con, work)
 
@@ -209,7 +251,19 @@ def history(con: duckdb.DuckDBPyConnection, metric: str = "share_drifted") -> pd
         return pd.DataFrame()
 
 
-def history_png(series: pd.DataFrame, threshold: float, title: str) -> bytes:
+def stability_history(con: duckdb.DuckDBPyConnection, characteristic: str | None = None) -> pd.DataFrame:
+    """The stored SSI series (or one feature's CSI series), every reference version, oldest first."""
+    where, params = ("kind = ?", [SSI]) if characteristic is None else ("characteristic = ?", [characteristic])
+    try:
+        return con.execute(f"SELECT window_start, window_end, reference_version, characteristic, value, level, "
+                           f"status FROM {STABILITY_TABLE} WHERE {where} ORDER BY window_start, reference_version",
+                           params).df()
+    except duckdb.CatalogException:
+        return pd.DataFrame()
+
+
+def history_png(series: pd.DataFrame, threshold: float, title: str,
+                ylabel: str = "share of drifted features") -> bytes:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -220,7 +274,7 @@ def history_png(series: pd.DataFrame, threshold: float, title: str) -> bytes:
         ax.plot(part["window_end"], part["value"], marker="o", label=f"vs champion v{version}")
     ax.axhline(threshold, color="red", linestyle="--", label=f"threshold {threshold}")
     ax.set_title(title)
-    ax.set_ylabel("share of drifted features")
+    ax.set_ylabel(ylabel)
     ax.legend(loc="upper left", fontsize=8)
     fig.autofmt_xdate()
     buf = io.BytesIO()
@@ -244,7 +298,51 @@ def summary_markdown(p: DriftPass) -> str:
     return "\n".join(rows)
 
 
+def stability_markdown(p: DriftPass, worst: int = 5) -> str:
+    """Per window: the SSI and its level, how many CSIs are unstable / on watch, the worst CSIs."""
+    rows = ["| window | SSI | SSI level | CSIs computed | unstable (≥ 0.25) | watch (≥ 0.10) | worst CSIs |",
+            "|---|---|---|---|---|---|---|"]
+    for w in p.windows:
+        st = w.stability
+        if st is None:
+            continue
+        ssi = st.ssi.status if st.ssi.value is None else f"{st.ssi.value:.3f}"
+        top = ", ".join(f"{s.characteristic} {s.value:.3f}" for s in st.worst(worst))
+        rows.append(f"| {w.start:%m-%d %H:%M} – {w.end:%m-%d %H:%M} | {ssi} | {st.ssi.level or ''} | "
+                    f"{len(st.computed)} | {len(st.unstable_features)} | {len(st.watch_features)} | {top} |")
+    return "\n".join(rows)
+
+
+def worst_csi_markdown(p: DriftPass, n: int = 10) -> str:
+    """The ``n`` largest CSIs of the newest window with stability figures."""
+    latest = p.latest_stability
+    if latest is None:
+        return "no stability computed yet (windows empty or under the minimum rows)"
+    w, st = latest
+    rows = [f"window {w.start:%m-%d %H:%M} – {w.end:%m-%d %H:%M}", "",
+            "| feature | CSI | level | bins |", "|---|---|---|---|"]
+    rows += [f"| {s.characteristic} | {s.value:.3f} | {s.level} | {s.bins} |" for s in st.worst(n)]
+    return "\n".join(rows)
+
+
 def as_dict(p: DriftPass) -> dict[str, Any]:
     return {"champion_version": p.champion_version, "retrain_recommended": p.retrain_recommended,
             "windows": [{"start": str(w.start), "end": str(w.end), "status": w.status, "drifted": w.dataset_drifted,
-                         "share_drifted": w.share_drifted, "psi": w.psi} for w in p.windows]}
+                         "share_drifted": w.share_drifted, "psi": w.psi,
+                         "ssi": None if w.stability is None else w.stability.ssi.value,
+                         "csi_unstable": [] if w.stability is None else w.stability.unstable_features}
+                        for w in p.windows]}
+
+
+def stability_alert(p: DriftPass) -> Alert | None:
+    """The ``stability`` alert of the newest window with stability figures: SSI >= 0.25 or any CSI >= 0.25."""
+    latest = p.latest_stability
+    if latest is None or not latest[1].alert:
+        return None
+    w, st = latest
+    unstable = st.unstable_features
+    ssi = "not computed" if st.ssi.value is None else f"{st.ssi.value:.3f} ({st.ssi.level})"
+    return Alert("stability", f"population stability against champion v{p.champion_version}",
+                 f"in the window ending {w.end}: SSI {ssi}, {len(unstable)} feature(s) with CSI ≥ {PSI_SIGNIFICANT}",
+                 {"SSI": ssi, "unstable features": ", ".join(unstable[:8]) or "none",
+                  "worst CSI": ", ".join(f"{s.characteristic} {s.value:.2f}" for s in st.worst(3))})

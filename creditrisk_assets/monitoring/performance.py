@@ -13,11 +13,16 @@ defaults); the second keeps a backfill at an earlier ``as_of`` from seeing the f
 Window status: ``ok``; ``empty_window`` (no prediction in the window); ``awaiting_labels``
 (predictions, but no matured outcome yet); ``one_class`` (every matured outcome is the same, so AUC
 is undefined: ``auc`` is None, calibration figures are still given).
+
+:func:`performance_decay` is the performance sensor's rule over those windows: the newest window
+with both classes and at least ``min_rows`` labelled decisions, decayed when its AUC is below a
+floor or its ECE above a ceiling.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -131,3 +136,56 @@ def performance_rows(windows: pd.DataFrame) -> pd.DataFrame:
                      strict=True))
             for w in windows.to_dict("records") for metric in ROW_METRICS]
     return pd.DataFrame(rows, columns=list(ROW_COLUMNS))
+
+
+# --------------------------------------------------------------------------- the performance sensor's decision
+
+
+@dataclass(frozen=True)
+class Decay:
+    """The performance sensor's evidence: the newest evaluable window, and what it breached (empty: nothing)."""
+
+    window_start: pd.Timestamp
+    window_end: pd.Timestamp
+    n_labelled: int
+    auc: float | None
+    ece: float | None
+    reasons: tuple[str, ...]
+
+    @property
+    def decayed(self) -> bool:
+        return bool(self.reasons)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"window_start": str(self.window_start), "window_end": str(self.window_end),
+                "n_labelled": self.n_labelled, "auc": self.auc, "ece": self.ece, "reasons": list(self.reasons)}
+
+
+def _number(value: Any) -> float | None:
+    return None if value is None or pd.isna(value) else float(value)
+
+
+def performance_decay(windows: pd.DataFrame, *, min_auc: float, max_ece: float, min_rows: int) -> Decay | None:
+    """Whether the champion's matured-label performance decayed, judged on the newest evaluable window.
+
+    Evaluable: status ``ok`` (both classes among the matured outcomes) and at least ``min_rows``
+    labelled decisions; the others (awaiting labels, one class, too few labels) say nothing. The
+    window has decayed when its AUC is below ``min_auc`` or its ECE above ``max_ece``. None: no
+    evaluable window. ``windows`` is :func:`performance_windows`' frame (oldest first).
+    """
+    if not 0.0 <= min_auc <= 1.0 or not 0.0 <= max_ece <= 1.0:
+        raise ValueError(f"min_auc and max_ece must be in [0, 1], got {min_auc} and {max_ece}")
+    if windows.empty:
+        return None
+    ok = windows[(windows["status"] == OK) & (windows["n_labelled"] >= min_rows)]
+    if ok.empty:
+        return None
+    w = ok.sort_values("window_end", kind="stable").iloc[-1]
+    auc, ece = _number(w["auc"]), _number(w["ece"])
+    reasons = []
+    if auc is not None and auc < min_auc:
+        reasons.append(f"AUC {auc:.3f} < {min_auc}")
+    if ece is not None and ece > max_ece:
+        reasons.append(f"ECE {ece:.3f} > {max_ece}")
+    return Decay(pd.Timestamp(w["window_start"]), pd.Timestamp(w["window_end"]), int(w["n_labelled"]), auc, ece,
+                 tuple(reasons))

@@ -143,3 +143,13 @@ def test_non_http_url_is_refused(url: str) -> None:
 def test_unknown_kind_is_an_error() -> None:
     with pytest.raises(ValueError, match="expected one of"):
         Alert("meltdown", "t", "x")
+
+
+def test_stability_alert_arrives_with_its_kind(receiver: Receiver) -> None:
+    alert = Alert("stability", "population stability against champion v3",
+                  "in the window ending 2026-10-03: SSI 0.31 (unstable), 2 feature(s) with CSI ≥ 0.25",
+                  {"SSI": "0.310 (unstable)", "unstable features": "amt_income_total, name_income_type"})
+    assert send_alert(receiver.url, alert, timeout=5)
+    msg = receiver.received[0]["json"]
+    assert msg["text"].startswith("[creditrisk stability] population stability")
+    assert msg["blocks"][-1]["elements"][0]["text"] == ":scales: creditrisk · stability"
