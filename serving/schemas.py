@@ -1,8 +1,16 @@
-"""Request validation for ``POST /v1/predict``, generated from the feature contract.
+"""Request validation for ``POST /v1/predict`` (features) and ``POST /v1/decide`` (the raw application).
 
-The contract is the dbt model's YAML (``gold.catalogue``): types, ``not_null`` (required),
-``between`` (range) and ``accepted_values`` tests become a strict pydantic model. Every client
-mistake becomes a :class:`RequestError` with a 4xx status and one entry per bad field.
+``/v1/predict``: the fields are the served models' own features, in the champion's order (the feature
+list recorded with the model in MLflow, ``TrainedModel.features``); the feature contract (the dbt model's
+YAML, ``gold.catalogue``) gives each the constraints its tests state: types, ``not_null`` (required when a
+served model uses it), ``between`` (range) and ``accepted_values``. A contract feature no served model
+uses may be sent: checked, ignored. A model feature the contract no longer has is typed from the model
+(category: text, else a number) with the magnitude cap below. Every client mistake becomes a
+:class:`RequestError` with a 4xx status and one entry per bad field.
+
+``/v1/decide``: ``{"application": {...}, "bureau": [...], "bureau_balance": [...]}``, each record's keys
+columns of its source table's contract (``creditrisk_assets/contracts``) and its values JSON scalars,
+turned into text as bronze keeps landed values; silver's own rules then judge them (``gold.online``).
 
 Hostile bodies are refused before they reach anything that could fail: the body size first, then the
 nesting depth (a byte-level scan, no parsing: a legit body is a list of objects of scalars), then
@@ -16,12 +24,14 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from creditrisk_assets.gold.catalogue import Feature, features
+from creditrisk_assets.gold.online import APPLICATION, REQUEST_TABLES, RawDecision, raw_text, request_columns
 
 ID_FIELD = "sk_id_curr"
 ID_RANGE = (1, 2**63 - 1)  # the contract's SK_ID_CURR >= 1, stored as a bigint
@@ -63,7 +73,7 @@ def _annotation(f: Feature) -> Any:
     return _TYPES[f.data_type]
 
 
-def _field(f: Feature) -> Any:
+def _field(f: Feature, required: bool) -> Any:
     extra: dict[str, Any] = {"description": f.description}
     lo, hi = _int_range(f.accepted_values) or (f.min_value, f.max_value)
     cap = _MAGNITUDE.get(f.data_type)
@@ -77,17 +87,29 @@ def _field(f: Feature) -> Any:
         extra["max_length"] = 200
     if f.data_type == "double":
         extra["allow_inf_nan"] = False
-    return Field(... if f.required else None, **extra)
+    return Field(... if required else None, **extra)
 
 
-def application_model(catalogue: list[Feature] | None = None) -> type[BaseModel]:
-    """The pydantic model of one application: every feature by name, strictly typed, nothing else."""
+def _model_feature(name: str, categorical: Collection[str]) -> Feature:
+    """A served model's feature the contract does not describe: typed from the model alone."""
+    return Feature(name, "varchar" if name in categorical else "double", "a feature of the served model", "")
+
+
+def application_model(catalogue: list[Feature] | None = None, used: Sequence[str] | None = None,
+                      categorical: Collection[str] = ()) -> type[BaseModel]:
+    """The pydantic model of one application: the served models' features by name (``used``, in their order;
+    None: every contract feature), strictly typed, then the contract's other features (optional, checked,
+    ignored), nothing else. ``categorical``: the models' text features (for ones the contract lacks)."""
     catalogue = features() if catalogue is None else catalogue
+    by_name = {f.name: f for f in catalogue}
+    names = list(dict.fromkeys([*(used or []), *by_name]))
     fields: dict[str, Any] = {ID_FIELD: (int | None, Field(None, ge=ID_RANGE[0], le=ID_RANGE[1],
                                                            description="application id (logged pseudonymised)"))}
-    for f in catalogue:
+    for name in names:
+        f = by_name.get(name) or _model_feature(name, categorical)
         ann = _annotation(f)
-        fields[f.name] = (ann if f.required else ann | None, _field(f))
+        required = f.required and (used is None or name in used)
+        fields[name] = (ann if required else ann | None, _field(f, required))
     config = ConfigDict(extra="forbid", strict=True)
     return create_model("Application", __config__=config, **fields)
 
@@ -124,11 +146,34 @@ _TOO_DEEP = (f"JSON nested deeper than {MAX_JSON_DEPTH} levels (or unbalanced br
              "application (an object of scalar values) or a list of them")
 
 
+def load_body(body: bytes, max_body_bytes: int) -> Any:
+    """The parsed JSON of a request body, refused (``RequestError``) before parsing when too large or too deeply
+    nested, and when it is not JSON."""
+    if len(body) > max_body_bytes:
+        raise RequestError(413, [{"field": "body", "error": f"body is {len(body)} bytes; at most "
+                                                              f"{max_body_bytes} are accepted"}])
+    if b"\x00" in body[:4]:  # UTF-16/32 (json.loads accepts them): scan the UTF-8 bytes instead
+        try:
+            body = body.decode(json.detect_encoding(body)).encode()
+        except UnicodeError as exc:
+            raise RequestError(400, [{"field": "body", "error": f"malformed JSON: {exc}"}]) from None
+    if too_deep(body):
+        raise RequestError(422, [{"field": "body", "error": _TOO_DEEP}])
+    try:
+        return json.loads(body)
+    except RecursionError:  # openers never closed (`[[[[…`) pass the scan: json.loads stops them here
+        raise RequestError(400, [{"field": "body", "error": _TOO_DEEP}]) from None
+    except ValueError as exc:  # UnicodeDecodeError too; and an int of more than 4300 digits
+        raise RequestError(400, [{"field": "body", "error": f"malformed JSON: {exc}"}]) from None
+
+
 class RequestParser:
     """Bytes in, validated applications out (or a RequestError naming every bad field)."""
 
-    def __init__(self, max_rows: int, max_body_bytes: int, catalogue: list[Feature] | None = None) -> None:
-        self.model = application_model(catalogue)
+    def __init__(self, max_rows: int, max_body_bytes: int, catalogue: list[Feature] | None = None,
+                 used: Sequence[str] | None = None, categorical: Collection[str] = ()) -> None:
+        self.model = application_model(catalogue, used, categorical)
+        self.used = None if used is None else tuple(used)
         self.validator = self.model.__pydantic_validator__
         self.feature_names = [n for n in self.model.model_fields if n != ID_FIELD]
         self.max_rows, self.max_body_bytes = max_rows, max_body_bytes
@@ -136,22 +181,7 @@ class RequestParser:
     def parse(self, body: bytes) -> tuple[list[dict[str, Any]], bool]:
         """(applications, single): each application is a dict of feature values, or ``{sk_id_curr}``
         alone when features are to come from the feature store. ``single`` when the body was one object."""
-        if len(body) > self.max_body_bytes:
-            raise RequestError(413, [{"field": "body", "error": f"body is {len(body)} bytes; at most "
-                                                                  f"{self.max_body_bytes} are accepted"}])
-        if b"\x00" in body[:4]:  # UTF-16/32 (json.loads accepts them): scan the UTF-8 bytes instead
-            try:
-                body = body.decode(json.detect_encoding(body)).encode()
-            except UnicodeError as exc:
-                raise RequestError(400, [{"field": "body", "error": f"malformed JSON: {exc}"}]) from None
-        if too_deep(body):
-            raise RequestError(422, [{"field": "body", "error": _TOO_DEEP}])
-        try:
-            data = json.loads(body)
-        except RecursionError:  # openers never closed (`[[[[…`) pass the scan: json.loads stops them here
-            raise RequestError(400, [{"field": "body", "error": _TOO_DEEP}]) from None
-        except ValueError as exc:  # UnicodeDecodeError too; and an int of more than 4300 digits
-            raise RequestError(400, [{"field": "body", "error": f"malformed JSON: {exc}"}]) from None
+        data = load_body(body, self.max_body_bytes)
         single = isinstance(data, dict)
         rows = [data] if single else data
         if not isinstance(rows, list):
@@ -185,3 +215,69 @@ class RequestParser:
         if errors:
             raise RequestError(422, errors)
         return out, single
+
+
+_TOP_LEVEL = (f"a decision request is an object: {APPLICATION} (one record) and optionally "
+              + ", ".join(t for t in REQUEST_TABLES if t != APPLICATION) + " (lists of records)")
+
+
+def _key(name: str) -> str:
+    """An unknown key as an error names it: as sent, quoted (JSON) unless a plain name; never over 100 characters."""
+    return name[:100] if re.fullmatch(r"\w{1,100}", name, re.ASCII) else json.dumps(name)[:100]
+
+
+class DecideParser:
+    """Bytes in, one raw decision request out (values as text, per contract column), or a RequestError naming
+    every bad field as the request spells it: ``application.AMT_CREDIT``, ``bureau[3].CREDIT_ACTIVE``. What
+    the values mean (types, ranges, allowed values) silver's rules judge later, in ``gold.online``."""
+
+    def __init__(self, max_body_bytes: int, max_records: int = 10_000) -> None:
+        self.columns = request_columns()
+        self.max_body_bytes, self.max_records = max_body_bytes, max_records
+
+    def parse(self, body: bytes) -> RawDecision:
+        data = load_body(body, self.max_body_bytes)
+        if not isinstance(data, dict):
+            raise RequestError(422, [{"field": "body", "error": _TOP_LEVEL}])
+        errors: list[dict[str, str]] = []
+        for key in data:
+            if key not in self.columns:
+                errors.append({"field": _key(key), "error": f"unknown key; {_TOP_LEVEL}"})
+        if APPLICATION not in data:
+            errors.append({"field": APPLICATION, "error": "missing: the application to decide"})
+            data = {**data, APPLICATION: {}}
+        rows: dict[str, list[dict[str, str | None]]] = {}
+        for table, columns in self.columns.items():
+            value = data.get(table)
+            if value is None and table != APPLICATION:  # null: no records pulled
+                continue
+            if table == APPLICATION and not isinstance(value, dict):
+                errors.append({"field": table, "error": "expected one record (a JSON object)"})
+                continue
+            if table != APPLICATION and not isinstance(value, list):
+                errors.append({"field": table, "error": "expected a list of records (JSON objects)"})
+                continue
+            records: list[Any] = [value] if isinstance(value, dict) else list(value or [])
+            if len(records) > self.max_records:
+                errors.append({"field": table, "error": f"{len(records)} records; at most {self.max_records}"})
+                continue
+            rows[table] = []
+            for i, record in enumerate(records):
+                where = table if table == APPLICATION else f"{table}[{i}]"
+                if not isinstance(record, dict):
+                    errors.append({"field": where, "error": "expected a record (a JSON object)"})
+                    continue
+                row: dict[str, str | None] = {}
+                for name, v in record.items():
+                    if name not in columns:
+                        errors.append({"field": f"{where}.{_key(name)}",
+                                       "error": f"unknown field: not a column of the {table} contract"})
+                        continue
+                    try:
+                        row[name] = raw_text(v)
+                    except TypeError as exc:
+                        errors.append({"field": f"{where}.{name}", "error": str(exc)})
+                rows[table].append(row)
+        if errors:
+            raise RequestError(422, errors)
+        return RawDecision(rows)
