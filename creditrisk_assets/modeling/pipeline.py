@@ -100,7 +100,7 @@ def evaluate_model(trained: TrainedModel, ts: TrainingSet, threshold: float, tru
                             "score": np.round(terms.scorecard.score(p[sample]), 1),
                             "grade": terms.scale.grade_all(p[sample]),
                             "reason_codes": [", ".join(c) for c in codes],
-                            "reason_statements": ["; ".join(statements_for(c)) for c in codes]})
+                            "reason_statements": ["; ".join(statements_for(c, strict=False)) for c in codes]})
     ead, ead_note = sc.exposure(test, terms.ead_column)
     econ = sc.economics(y, p, ead, terms, threshold, ead_note)
     plots = {f"roc_{trained.kind}.png": ev.roc_png(y, p, f"ROC — pd_{trained.kind}"),

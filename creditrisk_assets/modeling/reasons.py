@@ -46,12 +46,27 @@ def statement(feature: str, direction: Direction = "increases") -> str:
     return entry[direction]
 
 
-def statements_for(codes: Sequence[str] | str, direction: Direction = "increases") -> list[str]:
-    """The statements of one row's reason codes (a list, or a comma-joined string as in batch scores)."""
+def fallback_statement(feature: str) -> str:
+    """What a notice says for a code the catalogue lacks (a model trained on features added since)."""
+    return f"{feature} (no statement yet: add one to reason_statements.yml)"
+
+
+def statements_for(codes: Sequence[str] | str, direction: Direction = "increases", strict: bool = True) -> list[str]:
+    """The statements of one row's reason codes (a list, or a comma-joined string as in batch scores).
+
+    ``strict``: a code without a statement raises ``UnknownReason``; otherwise it gets
+    ``fallback_statement`` (an evaluation of a model with features the catalogue does not know yet must
+    not fail: the catalogue test is what keeps the shipped features covered)."""
     names = [c.strip() for c in codes.split(",")] if isinstance(codes, str) else list(codes)
     out: list[str] = []
     for name in names:
-        if name and (text := statement(name, direction)) not in out:
+        if not name:
+            continue
+        if not strict and name not in catalogue():
+            text = fallback_statement(name)
+        else:
+            text = statement(name, direction)
+        if text not in out:
             out.append(text)
     return out
 

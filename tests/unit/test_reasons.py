@@ -50,3 +50,13 @@ def test_a_catalogue_entry_without_both_directions_is_refused(tmp_path: Path) ->
     bad.write_text("statements:\n  ext_source_1:\n    increases: External score is low\n")
     with pytest.raises(ValueError, match="ext_source_1 needs"):
         catalogue(bad)
+
+
+def test_an_unknown_code_gets_a_fallback_when_not_strict() -> None:
+    from creditrisk_assets.modeling.reasons import fallback_statement
+
+    known = next(iter(features())).name
+    got = statements_for([known, "ext_score"], strict=False)
+    assert got == [statement(known, "increases"), fallback_statement("ext_score")]
+    with pytest.raises(UnknownReason):
+        statements_for(["ext_score"])
