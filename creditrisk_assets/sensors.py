@@ -1,7 +1,7 @@
 """Sensors: new landed hours → bronze runs (one per contiguous range of hours); sustained drift or decayed
 performance of the champion → ``retrain_and_deploy`` (once per evidence); alerts."""
 
-
+from collections.abc import Callable
 from typing import Any
 
 import dagster as dg
@@ -102,41 +102,40 @@ def _handled(context: dg.SensorEvaluationContext, tag: str, decision: dg.RunRequ
     return None
 
 
-def build_drift_sensor(job: Any) -> dg.SensorDefinition:
-    @dg.asset_sensor(asset_key=DRIFT_KEY, job=job, default_status=dg.DefaultSensorStatus.RUNNING,
-                     description="Requests retrain → evaluate → gate → redeploy when monitoring/drift reports drift "
-                                 "in CREDITRISK_DRIFT_CONSECUTIVE_WINDOWS consecutive windows.")
-    def drift_sensor(context: dg.SensorEvaluationContext, asset_event: dg.EventLogEntry):
+def _retrain_sensor(name: str, asset_key: dg.AssetKey, job: Any,
+                    decide: Callable[[dict[str, Any], str], dg.RunRequest | dg.SkipReason], tag: str, found: str,
+                    description: str) -> dg.SensorDefinition:
+    """An asset sensor on ``asset_key`` requesting ``job`` when ``decide`` (from the materialisation's metadata and
+    run id) says so, unless a run tagged ``tag`` with that run key exists already; logs ``<found>: requesting ...``."""
+
+    @dg.asset_sensor(name=name, asset_key=asset_key, job=job, default_status=dg.DefaultSensorStatus.RUNNING,
+                     description=description)
+    def retrain_sensor(context: dg.SensorEvaluationContext, asset_event: dg.EventLogEntry):
         materialization = asset_event.asset_materialization
         assert materialization is not None
-        decision = drift_run_request(dict(materialization.metadata), asset_event.run_id)
+        decision = decide(dict(materialization.metadata), asset_event.run_id)
         if isinstance(decision, dg.RunRequest):
-            skip = _handled(context, DRIFT_REQUEST_TAG, decision)
+            skip = _handled(context, tag, decision)
             if skip is not None:
                 return skip
-            context.log.info(f"drift sustained: requesting {job.name} ({decision.run_key})")
+            context.log.info(f"{found}: requesting {job.name} ({decision.run_key})")
         return decision
 
-    return drift_sensor
+    return retrain_sensor
+
+
+def build_drift_sensor(job: Any) -> dg.SensorDefinition:
+    return _retrain_sensor("drift_sensor", DRIFT_KEY, job, drift_run_request, DRIFT_REQUEST_TAG, "drift sustained",
+                           "Requests retrain → evaluate → gate → redeploy when monitoring/drift reports drift "
+                           "in CREDITRISK_DRIFT_CONSECUTIVE_WINDOWS consecutive windows.")
 
 
 def build_performance_sensor(job: Any) -> dg.SensorDefinition:
-    @dg.asset_sensor(asset_key=PERFORMANCE_KEY, job=job, default_status=dg.DefaultSensorStatus.RUNNING,
-                     description="Requests retrain → evaluate → gate → redeploy when monitoring/performance finds the "
-                                 "champion's matured-label AUC below CREDITRISK_PERF_MIN_AUC or its ECE above "
-                                 "CREDITRISK_PERF_MAX_ECE.")
-    def performance_sensor(context: dg.SensorEvaluationContext, asset_event: dg.EventLogEntry):
-        materialization = asset_event.asset_materialization
-        assert materialization is not None
-        decision = performance_run_request(dict(materialization.metadata), asset_event.run_id)
-        if isinstance(decision, dg.RunRequest):
-            skip = _handled(context, PERFORMANCE_REQUEST_TAG, decision)
-            if skip is not None:
-                return skip
-            context.log.info(f"performance decayed: requesting {job.name} ({decision.run_key})")
-        return decision
-
-    return performance_sensor
+    return _retrain_sensor("performance_sensor", PERFORMANCE_KEY, job, performance_run_request,
+                           PERFORMANCE_REQUEST_TAG, "performance decayed",
+                           "Requests retrain → evaluate → gate → redeploy when monitoring/performance finds the "
+                           "champion's matured-label AUC below CREDITRISK_PERF_MIN_AUC or its ECE above "
+                           "CREDITRISK_PERF_MAX_ECE.")
 
 
 def build_alert_sensors(settings: Any) -> list[dg.SensorDefinition]:

@@ -17,9 +17,9 @@ bureau records pulled at decision time. Its features are computed here by the *s
    with the lender, at one lake snapshot) for the rest; the models run as views over just this batch's
    rows. Every statement is prepared once (planning the graph costs ~20 ms, more than running it).
 
-The glue between silver's rule functions (``_canonical``, ``_corrected``, ``_rules``, ``_age_sql``,
-``hmac_sql``, ``silver_name``) mirrors ``build_silver``'s for one table of raw text (``silver_sql``); the
-rules themselves are silver's. Two checks are the request's own: a key twice in one request (silver keeps
+The typing, rules and output columns come from the functions ``build_silver`` itself uses
+(``quality.silver.typed_columns``, ``rule_checks``, ``silver_output``), over one table of raw text
+(``silver_sql``). Two checks are the request's own: a key twice in one request (silver keeps
 the first and quarantines the rest) and a record of another applicant.
 
 Point in time is the models' own: only history strictly before the application's decision time counts.
@@ -49,18 +49,16 @@ import duckdb
 import pyarrow as pa
 
 from ..contracts import TABLES, Table
-from ..quality.pii import hmac_sql, silver_name
+from ..quality.pii import silver_name
 from ..quality.silver import (
-    AGE_RANGE,
     SILVER_LINEAGE,
-    _age_sql,
-    _canonical,
-    _corrected,
-    _rules,
     flagged_list,
     lit,
     q,
+    rule_checks,
     silver_columns,
+    silver_output,
+    typed_columns,
 )
 from ..settings import Settings
 from .catalogue import KEY_COLUMNS
@@ -255,39 +253,13 @@ def silver_sql(table: Table, policy: str, pii_key: str) -> SilverSql:
     column (the request names the field)."""
     # the request's text values arrive as one list per row (``v``, in contract column order): cheap to insert
     raw_cols = [f"NULLIF(trim(v[{i}]), '') AS {q(c.name + '__raw')}" for i, c in enumerate(table.columns, 1)]
-    typed_cols, rules = [], []
-    for c in table.columns:
-        raw = q(c.name + "__raw")
-        if c.role == "drop":  # never leaves bronze: kept as text, not typed, checked or coerced
-            typed_cols.append(f"{raw} AS {q(c.name)}")
-            continue
-        canonical = _canonical(c, raw)
-        corrected = _corrected(c, raw) if policy == "auto_correct" else None
-        typed_cols.append(f"COALESCE({canonical}, {corrected}) AS {q(c.name)}" if corrected
-                          else f"{canonical} AS {q(c.name)}")
-    for c in table.columns:
-        if c.role == "drop":
-            continue
-        rules += [(cond, lit(c.name + _SEP + text)) for cond, text in _rules(c, q(c.name + "__raw"), q(c.name))]
-        if c.pii == "birth_date":
-            age = _age_sql(c.name, table.event_time)
-            rules.append((f"{age} NOT BETWEEN {AGE_RANGE[0]} AND {AGE_RANGE[1]}",
-                          lit(f"{c.name}{_SEP}range: age from {c.name} outside [{AGE_RANGE[0]}, {AGE_RANGE[1]}]")))
+    typed_cols, _ = typed_columns(table, policy)
+    rules = [(cond, lit(column + _SEP + text)) for column, cond, text in rule_checks(table)]
     names = ", ".join(q(c.name) for c in table.columns if c.role != "drop")  # nothing reads drop columns on
     typed = (f"WITH raw AS (SELECT _req, _row, {', '.join(raw_cols)} FROM {q('raw_' + table.name)}), "
              f"typed AS (SELECT raw.*, {', '.join(typed_cols)} FROM raw) "
              f"SELECT _req, _row, {names}, {flagged_list(rules)} AS _violations FROM typed")
-    output = []
-    for c in table.columns:
-        name = silver_name(c)
-        if name is None:
-            continue
-        if c.pii == "identifier":
-            output.append((name, hmac_sql(q(c.name), pii_key)))
-        elif c.pii == "birth_date":
-            output.append((name, f"CAST({_age_sql(c.name, table.event_time)} AS INTEGER)"))
-        else:
-            output.append((name, q(c.name)))
+    output = silver_output(table, pii_key)
     return SilverSql(typed, output)
 
 

@@ -53,14 +53,16 @@ from tqdm import tqdm
 
 from ..contracts import TABLES, Column, HomeCreditTable, Table
 from ..layout import import_rejected_key, import_report_key, parse_landing_key
+from ..quality.silver import lit, q
 from ..resources import ObjectStore
+from ..simulate.population import PENSIONER_SENTINEL
 from .landing_writer import HOUR_COLUMN, spread_sql, write_hourly
 
 log = logging.getLogger("creditrisk.ingest.homecredit")
 
 SOURCE = "homecredit"
 #: Home Credit's "not applicable" in its DAYS_* columns; null once a relative column is made absolute.
-SENTINEL_DAYS = 365_243
+SENTINEL_DAYS = PENSIONER_SENTINEL
 #: an id that places its application further than this after ``--start`` cannot be a real id
 MAX_HOURS = 24 * 366 * 1000
 #: relative values with more digits are not days / months of a credit history (and would overflow a date)
@@ -269,16 +271,6 @@ def plan(files: dict[str, Path], tables: tuple[str, ...] | None) -> list[str]:
                                       f"the application through {hc.anchor_key}): add {need} or leave "
                                       f"{name} out with --tables")
     return wanted
-
-
-# ------------------------------------------------------------------------------ SQL
-
-def q(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def lit(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
 
 
 def header(path: Path) -> list[str]:
@@ -661,19 +653,14 @@ def build_parser(default_start: str) -> argparse.ArgumentParser:
 def main(argv: list[str]) -> int:
     """``creditrisk import homecredit``; 0 on success, 2 on a problem with the files or options, 1 on a
     storage or accounting failure."""
-    from ..logs import configure_logging
+    from ..cli_common import start_command
     from ..resources import ObjectStoreError, open_store_for_writing
-    from ..settings import Settings, SettingsError
-    from ..simulate.cli import default_start
     from ..simulate.config import parse_start
 
-    try:
-        settings = Settings.from_env()
-    except SettingsError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    started = start_command(build_parser, argv)
+    if started is None:
         return 2
-    args = build_parser(default_start(settings)).parse_args(argv)
-    configure_logging(settings.log_level)
+    settings, args = started
     try:
         start = parse_start(args.start)
     except ValueError as exc:

@@ -21,6 +21,7 @@ from tqdm import tqdm
 
 from ..contracts import Table
 from ..layout import landing_prefix
+from ..quality.silver import q
 from ..resources import ObjectStore
 
 HOUR_COLUMN = "_landing_hour"
@@ -66,32 +67,28 @@ def write_hourly(con: duckdb.DuckDBPyConnection, select_sql: str, table: Table, 
         raise ValueError(f"the query for {table.name} has no {HOUR_COLUMN} column")
     data_cols = [c for c in cols if c != HOUR_COLUMN]
     keys = [k for k in (order_by if order_by is not None else list(table.primary_key)) if k in data_cols]
-    order = ", ".join([_HOUR_KEY, *(_q(k) for k in keys)])
+    order = ", ".join([_HOUR_KEY, *(q(k) for k in keys)])
     # the hour key is a TIMESTAMP, not text: the per-hour reads below skip other hours' row groups by their
     # min/max, which DuckDB keeps for strings only as an 8-byte prefix ('2026-10-' for a whole month)
-    body = (f"SELECT {', '.join(_q(c) for c in data_cols)}, date_trunc('hour', {_q(HOUR_COLUMN)}) AS {_HOUR_KEY} "
-            f"FROM ({select_sql}) WHERE {_q(HOUR_COLUMN)} IS NOT NULL ORDER BY {order}")
+    body = (f"SELECT {', '.join(q(c) for c in data_cols)}, date_trunc('hour', {q(HOUR_COLUMN)}) AS {_HOUR_KEY} "
+            f"FROM ({select_sql}) WHERE {q(HOUR_COLUMN)} IS NOT NULL ORDER BY {order}")
     counts: dict[str, int] = {}
     staged = f"_landing_{table.name}"
-    con.execute(f"CREATE OR REPLACE TEMP TABLE {_q(staged)} AS {body}")  # sorted by hour: per-hour reads prune
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {q(staged)} AS {body}")  # sorted by hour: per-hour reads prune
     try:
-        per_hour = con.execute(f"SELECT {_HOUR_KEY}, count(*) FROM {_q(staged)} GROUP BY 1 ORDER BY 1").fetchall()
-        columns = ", ".join(_q(c) for c in data_cols)
+        per_hour = con.execute(f"SELECT {_HOUR_KEY}, count(*) FROM {q(staged)} GROUP BY 1 ORDER BY 1").fetchall()
+        columns = ", ".join(q(c) for c in data_cols)
         with tempfile.TemporaryDirectory(prefix=f"landing-{table.name}-") as tmp:
             bar = tqdm(per_hour, desc=f"land {table.name}", unit="h", file=sys.stderr, disable=not progress, leave=False)
             for hour, n in bar:
                 key = landing_file_key(table.name, hour, table.landing_format)
                 path = Path(tmp) / f"{hour:%Y-%m-%dT%H}.{table.landing_format}"
-                con.execute(f"COPY (SELECT {columns} FROM {_q(staged)} WHERE {_HOUR_KEY} = ? ORDER BY rowid) "
+                con.execute(f"COPY (SELECT {columns} FROM {q(staged)} WHERE {_HOUR_KEY} = ? ORDER BY rowid) "
                             f"TO '{path}' ({_COPY_OPTIONS[table.landing_format]})", [hour])
                 store.put_file(key, path)
                 path.unlink()
                 counts[key] = int(n)
             bar.close()
     finally:
-        con.execute(f"DROP TABLE IF EXISTS {_q(staged)}")
+        con.execute(f"DROP TABLE IF EXISTS {q(staged)}")
     return counts
-
-
-def _q(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'

@@ -49,8 +49,10 @@ import yaml  # type: ignore[import-untyped]  # types-PyYAML is not in the dev de
 
 from ..contracts import APPLICATION, CONTRACTS_DIR, LOAN_OUTCOME, TABLES, Table
 from ..layout import HOUR_FMT, import_rejected_key, import_report_key
+from ..quality.silver import lit, q
 from ..resources import ObjectStore, ObjectStoreError, open_store_for_writing
 from ..settings import Settings, SettingsError
+from ..simulate.config import parse_start
 from .landing_writer import HOUR_COLUMN, landing_file_key, spread_sql, write_hourly
 
 SOURCE = "table"  # the import source name in imports/<source>/<import id>/
@@ -59,7 +61,8 @@ SOURCE_FORMATS = (".csv", ".csv.gz", ".parquet")
 DEFAULT_POSITIVE, DEFAULT_NEGATIVE = ("1",), ("0",)
 #: how landed times are written: the canonical text silver reads
 TIME_TEXT = "%Y-%m-%dT%H:%M:%S"
-#: a spread start is an hour like the simulator's ``--start``
+#: a spread start is an hour like the simulator's ``--start`` (read by its ``parse_start``), but not in
+#: Dagster's partition key form
 _START_FORMATS = ("%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d")
 _IMPORT_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 #: the furthest a spread by id may place a row from ``start`` (sparse ids would otherwise overflow)
@@ -182,17 +185,6 @@ def _mapping(value: Any, path: str, where: str, keys: Sequence[str]) -> dict[str
     return value
 
 
-def parse_start(text: str) -> dt.datetime | None:
-    """A spread start (``2026-10-01T00:00``, on the hour, UTC) → naive datetime; None when not one."""
-    for fmt in _START_FORMATS:
-        try:
-            value = dt.datetime.strptime(text.strip(), fmt)
-        except ValueError:
-            continue
-        return None if value.minute or value.second else value
-    return None
-
-
 def _decision_time(raw: Any, path: str) -> DecisionTime:
     if isinstance(raw, str):
         raw = {"column": raw}
@@ -209,7 +201,10 @@ def _decision_time(raw: Any, path: str) -> DecisionTime:
         return DecisionTime(column=_name(body["column"], path, "decision_time.column"), format=fmt)
     if "format" in body:
         raise _err(path, "decision_time.format", "a format only goes with column")
-    start = parse_start(body["start"]) if isinstance(body["start"], str) else None
+    try:  # a spread start: on the hour, UTC
+        start = parse_start(body["start"].strip(), _START_FORMATS) if isinstance(body["start"], str) else None
+    except ValueError:
+        start = None
     if start is None:
         raise _err(path, "decision_time.start", f"expected an hour YYYY-MM-DDTHH:00 (UTC), got {body['start']!r}")
     if "per_hour" not in body:
@@ -418,24 +413,16 @@ def reason_details(mapping: TableMapping) -> dict[str, str]:
 
 # ----------------------------------------------------------------------------- placing rows in time
 
-def _q(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def _lit(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
 def _in(value_sql: str, values: Sequence[str]) -> str:
-    return f"{value_sql} IN ({', '.join(_lit(v) for v in values)})"
+    return f"{value_sql} IN ({', '.join(lit(v) for v in values)})"
 
 
 def column_sql(c: ColumnMap, table: Table = APPLICATION) -> str:
     """The landed text of ``c``: value map on the trimmed text (unmapped values pass unchanged), then the
     scale on numbers (text that is no number passes unchanged: silver names it a type error)."""
-    v = f"s.{_q(c.source)}"
+    v = f"s.{q(c.source)}"
     if c.values:
-        whens = " ".join(f"WHEN {_lit(k)} THEN {'NULL' if t is None else _lit(t)}" for k, t in c.values)
+        whens = " ".join(f"WHEN {lit(k)} THEN {'NULL' if t is None else lit(t)}" for k, t in c.values)
         v = f"(CASE trim({v}) {whens} ELSE {v} END)"
     if c.scale is not None:
         text = f"trim({v})"
@@ -447,7 +434,7 @@ def column_sql(c: ColumnMap, table: Table = APPLICATION) -> str:
             shown = (f"CASE WHEN {scaled} = trunc({scaled}) AND abs({scaled}) < 9e18 "
                      f"THEN CAST(CAST({scaled} AS BIGINT) AS VARCHAR) ELSE {shown} END")
         v = f"(CASE WHEN {number} IS NULL OR NOT isfinite({number}) THEN {v} ELSE {shown} END)"
-    return f"{v} AS {_q(c.to)}"
+    return f"{v} AS {q(c.to)}"
 
 
 def source_format(path: Path) -> str:
@@ -464,12 +451,12 @@ def read_source(con: duckdb.DuckDBPyConnection, path: Path) -> int:
     fmt = source_format(path)
     if not path.is_file():
         raise SourceError(f"{path}: no such file (--source)")
-    where = _lit(str(path))
+    where = lit(str(path))
     con.execute("CREATE OR REPLACE TEMP TABLE src_malformed (line BIGINT, error VARCHAR)")
     try:
         if fmt == "parquet":
             cols = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM read_parquet({where})").fetchall()]
-            casts = ", ".join(f"CAST({_q(c)} AS VARCHAR) AS {_q(c)}" for c in cols)
+            casts = ", ".join(f"CAST({q(c)} AS VARCHAR) AS {q(c)}" for c in cols)
             con.execute(f"CREATE OR REPLACE TEMP TABLE src AS SELECT {casts} FROM read_parquet({where})")
             return 0
         con.execute(f"""CREATE OR REPLACE TEMP TABLE src AS SELECT * FROM read_csv({where}, all_varchar = true,
@@ -485,11 +472,11 @@ def read_source(con: duckdb.DuckDBPyConnection, path: Path) -> int:
 def _place(con: duckdb.DuckDBPyConnection, mapping: TableMapping) -> int | None:
     """Temp table ``placed``: per source row (``_rid`` = its rowid in ``src``) the id, decision time,
     target and the reasons it is not landed / has no outcome. Returns the id base of a spread."""
-    raw_id = f"trim(s.{_q(mapping.id)})"
+    raw_id = f"trim(s.{q(mapping.id)})"
     dt_map = mapping.decision_time
     label = mapping.label
-    label_sql = "NULL" if label is None else f"nullif(trim(s.{_q(label.column)}), '')"
-    time_text = "NULL" if dt_map.column is None else f"nullif(trim(s.{_q(dt_map.column)}), '')"
+    label_sql = "NULL" if label is None else f"nullif(trim(s.{q(label.column)}), '')"
+    time_text = "NULL" if dt_map.column is None else f"nullif(trim(s.{q(dt_map.column)}), '')"
     con.execute(f"""CREATE OR REPLACE TEMP TABLE ids AS
         SELECT s.rowid AS _rid, s.rowid + 1 AS _row, nullif({raw_id}, '') AS _id_text,
                CASE WHEN regexp_full_match({raw_id}, '[+]?[0-9]+([.]0+)?')
@@ -499,9 +486,9 @@ def _place(con: duckdb.DuckDBPyConnection, mapping: TableMapping) -> int | None:
     base = None
     if dt_map.column is not None:
         parsed = ("TRY_CAST(_time_text AS TIMESTAMPTZ)" if dt_map.format is None
-                  else f"CAST(TRY_STRPTIME(_time_text, {_lit(dt_map.format)}) AS TIMESTAMPTZ)")
+                  else f"CAST(TRY_STRPTIME(_time_text, {lit(dt_map.format)}) AS TIMESTAMPTZ)")
         decision = f"timezone('UTC', {parsed})"
-        placed_time = f"WHEN _time_text IS NULL THEN {_lit(MISSING_TIME)} WHEN _decision IS NULL THEN {_lit(BAD_TIME)}"
+        placed_time = f"WHEN _time_text IS NULL THEN {lit(MISSING_TIME)} WHEN _decision IS NULL THEN {lit(BAD_TIME)}"
     else:
         assert dt_map.start is not None and dt_map.per_hour is not None
         if dt_map.id_base is not None:
@@ -512,15 +499,15 @@ def _place(con: duckdb.DuckDBPyConnection, mapping: TableMapping) -> int | None:
         too_far = f"(_id - {base}) // {dt_map.per_hour} > {MAX_SPREAD_HOURS}"
         decision = (f"CASE WHEN _id >= {base} AND NOT {too_far} THEN "
                     f"{spread_sql(f'_id - {int(base)}', dt_map.start, dt_map.per_hour)} END")
-        placed_time = f"WHEN _id < {base} THEN {_lit(ID_BELOW_BASE)} WHEN {too_far} THEN {_lit(ID_OUT_OF_RANGE)}"
+        placed_time = f"WHEN _id < {base} THEN {lit(ID_BELOW_BASE)} WHEN {too_far} THEN {lit(ID_OUT_OF_RANGE)}"
     target = "NULL" if label is None else (f"CASE WHEN {_in('_label_text', label.positive)} THEN 1 "
                                            f"WHEN {_in('_label_text', label.negative)} THEN 0 END")
     con.execute(f"""CREATE OR REPLACE TEMP TABLE placed AS
         WITH t AS (SELECT *, {decision} AS _decision, {target} AS _target FROM ids)
-        SELECT *, CASE WHEN _id_text IS NULL THEN {_lit(MISSING_ID)} WHEN _id IS NULL OR _id < 1 THEN {_lit(BAD_ID)}
+        SELECT *, CASE WHEN _id_text IS NULL THEN {lit(MISSING_ID)} WHEN _id IS NULL OR _id < 1 THEN {lit(BAD_ID)}
                        {placed_time} END AS _reason,
-                  CASE WHEN _label_text IS NULL THEN {_lit(MISSING_LABEL)}
-                       WHEN _target IS NULL THEN {_lit(UNKNOWN_LABEL)} END AS _label_reason
+                  CASE WHEN _label_text IS NULL THEN {lit(MISSING_LABEL)}
+                       WHEN _target IS NULL THEN {lit(UNKNOWN_LABEL)} END AS _label_reason
         FROM t""")
     return base
 
@@ -600,7 +587,7 @@ def _hours(con: duckdb.DuckDBPyConnection, sql: str) -> list[dt.datetime]:
 def _put_csv(con: duckdb.DuckDBPyConnection, sql: str, store: ObjectStore, key: str) -> None:
     with tempfile.TemporaryDirectory(prefix="creditrisk-import-") as tmp:
         path = Path(tmp) / "rejected.csv"
-        con.execute(f"COPY ({sql}) TO {_lit(str(path))} (FORMAT csv, HEADER true)")
+        con.execute(f"COPY ({sql}) TO {lit(str(path))} (FORMAT csv, HEADER true)")
         store.put_file(key, path)
 
 
@@ -629,16 +616,16 @@ def import_table(source: Path, mapping: TableMapping, store: ObjectStore, settin
         check_source_columns(mapping, columns, source.name)
         base = _place(con, mapping)
         ok = "p._reason IS NULL"
-        app_cols = [f"CAST(p._id AS VARCHAR) AS {_q('SK_ID_CURR')}",
-                    f"strftime(p._decision, '{TIME_TEXT}') AS {_q(APPLICATION.event_time)}",
-                    *(column_sql(c) for c in mapping.columns), *(f"s.{_q(b)}" for b in mapping.bronze),
+        app_cols = [f"CAST(p._id AS VARCHAR) AS {q('SK_ID_CURR')}",
+                    f"strftime(p._decision, '{TIME_TEXT}') AS {q(APPLICATION.event_time)}",
+                    *(column_sql(c) for c in mapping.columns), *(f"s.{q(b)}" for b in mapping.bronze),
                     f"date_trunc('hour', p._decision) AS {HOUR_COLUMN}"]
         app_sql = f"SELECT {', '.join(app_cols)} FROM placed AS p JOIN src AS s ON s.rowid = p._rid WHERE {ok}"
         out_sql = None
         if mapping.label is not None:
             outcome = f"(p._decision + to_hours({mapping.label.outcome_delay_hours}))"
-            out_sql = (f"SELECT CAST(p._id AS VARCHAR) AS {_q('SK_ID_CURR')}, CAST(p._target AS VARCHAR) AS "
-                       f"{_q('TARGET')}, strftime({outcome}, '{TIME_TEXT}') AS {_q(LOAN_OUTCOME.event_time)}, "
+            out_sql = (f"SELECT CAST(p._id AS VARCHAR) AS {q('SK_ID_CURR')}, CAST(p._target AS VARCHAR) AS "
+                       f"{q('TARGET')}, strftime({outcome}, '{TIME_TEXT}') AS {q(LOAN_OUTCOME.event_time)}, "
                        f"date_trunc('hour', {outcome}) AS {HOUR_COLUMN} FROM placed AS p "
                        f"WHERE {ok} AND p._label_reason IS NULL")
         plan = {APPLICATION.name: app_sql, **({LOAN_OUTCOME.name: out_sql} if out_sql else {})}
@@ -669,10 +656,10 @@ def import_table(source: Path, mapping: TableMapping, store: ObjectStore, settin
         report = ImportReport(import_id, str(source), mapping.path, tables, hours, base, list(mapping.bronze),
                               list(mapping.drop), import_report_key(SOURCE, import_id))
         report.check()
-        detail = "CASE _reason " + " ".join(f"WHEN {_lit(k)} THEN {_lit(v)}" for k, v in details.items()) + " END"
+        detail = "CASE _reason " + " ".join(f"WHEN {lit(k)} THEN {lit(v)}" for k, v in details.items()) + " END"
         if app.rejected:  # the row as the file has it (but the columns the mapping drops), with why
             key = import_rejected_key(SOURCE, import_id, APPLICATION.name)
-            raw = ", ".join(f"s.{_q(c)}" for c in columns if c not in set(mapping.drop))
+            raw = ", ".join(f"s.{q(c)}" for c in columns if c not in set(mapping.drop))
             _put_csv(con, f"""SELECT _source_row, _source_line, _reason, {detail} || coalesce(': ' || _error, '') AS _detail,
                                      * EXCLUDE (_source_row, _source_line, _reason, _error)
                               FROM (SELECT p._row AS _source_row, NULL::BIGINT AS _source_line, p._reason AS _reason,
@@ -686,7 +673,7 @@ def import_table(source: Path, mapping: TableMapping, store: ObjectStore, settin
         if mapping.label is not None and tables[LOAN_OUTCOME.name].rejected:
             key = import_rejected_key(SOURCE, import_id, LOAN_OUTCOME.name)
             _put_csv(con, f"""SELECT _row AS _source_row, CAST(_id AS VARCHAR) AS SK_ID_CURR, _reason, {detail} AS _detail,
-                                     _label_text AS {_q(mapping.label.column)}
+                                     _label_text AS {q(mapping.label.column)}
                               FROM (SELECT * EXCLUDE (_reason), _label_reason AS _reason FROM placed
                                     WHERE _reason IS NULL AND _label_reason IS NOT NULL) ORDER BY _row""",
                      store, key)

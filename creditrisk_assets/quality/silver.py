@@ -168,6 +168,63 @@ def flagged_list(pairs: list[tuple[str, str]]) -> str:
     return f"CASE WHEN {any_} THEN list_filter([{items}], x -> x IS NOT NULL) ELSE []::VARCHAR[] END"
 
 
+# ----------------------------------------------------------------------------- per table (bronze and online)
+# over rows with the raw text of every column in ``<column>__raw``: silver's, and ``gold.online``'s for request rows
+
+def typed_columns(table: Table, policy: Policy) -> tuple[list[str], list[tuple[str, str]]]:
+    """``<typed reading> AS <column>`` for every column (canonical, and with ``auto_correct`` a lossless
+    corrected reading where the canonical one fails), and (condition, column name literal) flagging the rows
+    whose value of that column only the corrected reading gives."""
+    typed_cols: list[str] = []
+    coerced_flags: list[tuple[str, str]] = []
+    for c in table.columns:
+        raw = q(c.name + "__raw")
+        if c.role == "drop":  # never leaves bronze: kept as text, not typed, checked or coerced
+            typed_cols.append(f"{raw} AS {q(c.name)}")
+            continue
+        canonical = _canonical(c, raw)
+        corrected = _corrected(c, raw) if policy == "auto_correct" else None
+        if corrected:
+            typed_cols.append(f"COALESCE({canonical}, {corrected}) AS {q(c.name)}")
+            coerced_flags.append((f"{raw} IS NOT NULL AND ({canonical}) IS NULL AND ({corrected}) IS NOT NULL",
+                                  lit(c.name)))
+        else:
+            typed_cols.append(f"{canonical} AS {q(c.name)}")
+    return typed_cols, coerced_flags
+
+
+def rule_checks(table: Table) -> list[tuple[str, str, str]]:
+    """(column, SQL condition over its raw and typed values, violation text) for every rule silver checks,
+    the age range of a birth date included (``drop`` columns are not checked)."""
+    checks: list[tuple[str, str, str]] = []
+    for c in table.columns:
+        if c.role == "drop":
+            continue
+        checks += [(c.name, cond, text) for cond, text in _rules(c, q(c.name + "__raw"), q(c.name))]
+        if c.pii == "birth_date":
+            age = _age_sql(c.name, table.event_time)
+            checks.append((c.name, f"{age} NOT BETWEEN {AGE_RANGE[0]} AND {AGE_RANGE[1]}",
+                           f"range: age from {c.name} outside [{AGE_RANGE[0]}, {AGE_RANGE[1]}]"))
+    return checks
+
+
+def silver_output(table: Table, pii_key: str) -> list[tuple[str, str]]:
+    """(silver column, expression over the typed columns) for every column silver keeps: identifiers as keyed
+    HMAC, a birth date as age at the event time (free text and ``drop`` columns are not kept)."""
+    out: list[tuple[str, str]] = []
+    for c in table.columns:
+        name = silver_name(c)
+        if name is None:
+            continue
+        if c.pii == "identifier":
+            out.append((name, hmac_sql(q(c.name), pii_key)))  # a str column: typed = trimmed text
+        elif c.pii == "birth_date":
+            out.append((name, f"CAST({_age_sql(c.name, table.event_time)} AS INTEGER)"))
+        else:
+            out.append((name, q(c.name)))
+    return out
+
+
 # ----------------------------------------------------------------------------- schema
 
 def file_columns(con: duckdb.DuckDBPyConnection, uri: str) -> list[str]:
@@ -248,30 +305,8 @@ def build_silver(con: duckdb.DuckDBPyConnection, table: Table, bronze_uris: list
         con.executemany("INSERT INTO file_rejects VALUES (?, ?)", list(file_rejects.items()))
 
     # --- one pass: raw text → typed columns, the columns coerced per row, every violated rule per row
-    typed_cols: list[str] = []
-    rules: list[tuple[str, str]] = []
-    coerced_flags: list[tuple[str, str]] = []
-    for c in table.columns:
-        raw = q(c.name + "__raw")
-        if c.role == "drop":  # never leaves bronze: kept as text, not typed, checked or coerced
-            typed_cols.append(f"{raw} AS {q(c.name)}")
-            continue
-        canonical = _canonical(c, raw)
-        corrected = _corrected(c, raw) if policy == "auto_correct" else None
-        if corrected:
-            typed_cols.append(f"COALESCE({canonical}, {corrected}) AS {q(c.name)}")
-            coerced_flags.append((f"{raw} IS NOT NULL AND ({canonical}) IS NULL AND ({corrected}) IS NOT NULL",
-                                  lit(c.name)))
-        else:
-            typed_cols.append(f"{canonical} AS {q(c.name)}")
-    for c in table.columns:
-        if c.role == "drop":
-            continue
-        rules += [(cond, lit(text)) for cond, text in _rules(c, q(c.name + "__raw"), q(c.name))]
-        if c.pii == "birth_date":
-            age = _age_sql(c.name, table.event_time)
-            rules.append((f"{age} NOT BETWEEN {AGE_RANGE[0]} AND {AGE_RANGE[1]}",
-                          lit(f"range: age from {c.name} outside [{AGE_RANGE[0]}, {AGE_RANGE[1]}]")))
+    typed_cols, coerced_flags = typed_columns(table, policy)
+    rules = [(cond, lit(text)) for _, cond, text in rule_checks(table)]
     raw_names = ", ".join(q(c.name + "__raw") for c in table.columns)
     keep_raw = ", ".join(f"CASE WHEN len(_violations) > 0 THEN {q(c.name + '__raw')} END AS {q(c.name + '__raw')}"
                          for c in table.columns)
@@ -350,17 +385,7 @@ def _age_sql(dob_col: str, event_col: str) -> str:
 
 
 def _fill_outputs(con: duckdb.DuckDBPyConnection, table: Table, key: str, run_id: str) -> None:
-    out = []
-    for c in table.columns:
-        name = silver_name(c)
-        if name is None:
-            continue
-        if c.pii == "identifier":
-            out.append(f"{hmac_sql(q(c.name), key)} AS {q(name)}")  # a str column: typed = trimmed text
-        elif c.pii == "birth_date":
-            out.append(f"CAST({_age_sql(c.name, table.event_time)} AS INTEGER) AS {q(name)}")
-        else:
-            out.append(f"{q(c.name)} AS {q(name)}")
+    out = [f"{expr} AS {q(name)}" for name, expr in silver_output(table, key)]
     out += ["_partition", "_source_uri", "_source_sha256", "_row_ordinal", "_ingest_run_id",
             f"{lit(run_id)} AS _silver_run_id"]
     con.execute(f"CREATE OR REPLACE TEMP VIEW silver_out AS SELECT {', '.join(out)} FROM all_rows "

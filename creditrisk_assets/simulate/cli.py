@@ -13,11 +13,9 @@ import argparse
 import sys
 from pathlib import Path
 
+from ..cli_common import start_command
 from ..contracts import TABLE_NAMES
-from ..layout import HOUR_FMT
-from ..logs import configure_logging
 from ..resources import ObjectStoreError, open_store_for_writing
-from ..settings import Settings, SettingsError
 from .config import ANOMALY_KINDS, DRIFT_SCENARIOS, SimulationConfig
 from .engine import simulate
 
@@ -71,13 +69,10 @@ def build_parser(default_start: str) -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the simulator; 0 on success, 2 on a configuration error."""
-    try:
-        settings = Settings.from_env()
-    except SettingsError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    started = start_command(build_parser, argv)
+    if started is None:
         return 2
-    args = build_parser(default_start(settings)).parse_args(argv)
-    configure_logging(settings.log_level)
+    settings, args = started
     if args.format == "homecredit" and args.out is None:
         print("error: --format homecredit needs --out DIR (the folder to write the published files into)",
               file=sys.stderr)
@@ -123,13 +118,3 @@ def _export(cfg: SimulationConfig, out: Path, progress: bool) -> int:
           + (f"; not simulated: {', '.join(result.skipped)}" if result.skipped else ""))
     print(f"import with: {result.import_command()}")
     return 0
-
-
-def default_start(settings: Settings) -> str:
-    """The default first hour: the Dagster partitions' start (``CREDITRISK_PARTITIONS_START``)."""
-    import datetime as dt
-
-    try:
-        return dt.datetime.strptime(settings.partitions_start, HOUR_FMT).strftime("%Y-%m-%dT%H:%M")
-    except ValueError:
-        return "2026-10-01T00:00"

@@ -26,9 +26,10 @@ _RUN_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 _START_FORMATS = ("%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d-%H:%M", "%Y-%m-%d")
 
 
-def parse_start(text: str) -> dt.datetime:
-    """``2026-10-01T00:00`` (or with seconds, or Dagster's ``2026-10-01-00:00``) → naive UTC datetime."""
-    for fmt in _START_FORMATS:
+def parse_start(text: str, formats: Sequence[str] = _START_FORMATS) -> dt.datetime:
+    """``2026-10-01T00:00`` (or with seconds, or Dagster's ``2026-10-01-00:00``; or any of ``formats``) → naive
+    UTC datetime; ``ValueError`` when it is none of them or not on the hour."""
+    for fmt in formats:
         try:
             value = dt.datetime.strptime(text, fmt)
         except ValueError:

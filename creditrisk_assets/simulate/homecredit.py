@@ -24,6 +24,7 @@ import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from ..contracts import TABLES, Column, Table
+from ..quality.silver import q
 from .config import SimulationConfig
 from .engine import truth_table
 from .tables import BUILDERS, HourlyTable
@@ -53,10 +54,6 @@ class ExportResult:
                 f"--per-hour {self.per_hour} --id-base {self.id_base} --outcome-delay-hours {self.outcome_delay_hours}")
 
 
-def _q(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
 def _hc_tables(kind: str) -> list[Table]:
     return [t for t in TABLES.values() if t.homecredit is not None and t.homecredit.anchor == kind]
 
@@ -75,7 +72,7 @@ def _relative(col: Column, value: str, decision: str) -> str:
 def _published(table: Table, alias: str, decision: str, generated: set[str]) -> list[tuple[str, str]]:
     """(published column, SQL) of every mapped column of ``table`` the simulator generates, in contract order
     (a ``drop`` column it does not generate is left out, as in its landing files)."""
-    return [(c.homecredit.column, _relative(c, f"{alias}.{_q(c.name)}", decision))
+    return [(c.homecredit.column, _relative(c, f"{alias}.{q(c.name)}", decision))
             for c in table.columns if c.homecredit is not None and c.name in generated]
 
 
@@ -87,8 +84,8 @@ class _Anchors:
         self.decision_table = decision_table
         self.generated = generated  # table → the columns the simulator generates
         key = decision_table.primary_key[0]
-        con.execute(f"CREATE OR REPLACE TEMP TABLE _hc_decision AS SELECT {_q(key)} AS _hc_key, "
-                    f"{_q(decision_table.event_time)} AS _hc_decision FROM {_q(decision_table.name)}")
+        con.execute(f"CREATE OR REPLACE TEMP TABLE _hc_decision AS SELECT {q(key)} AS _hc_key, "
+                    f"{q(decision_table.event_time)} AS _hc_decision FROM {q(decision_table.name)}")
 
     def of(self, table: Table) -> tuple[str, str]:
         """(FROM ``<table> t`` with joins, SQL of the row's decision time)."""
@@ -96,16 +93,16 @@ class _Anchors:
         assert hc is not None
         if hc.anchor in ("decision", "outcome"):
             key = table.primary_key[0]
-            return (f"{_q(table.name)} t LEFT JOIN _hc_decision d ON t.{_q(key)} = d._hc_key", "d._hc_decision")
+            return (f"{q(table.name)} t LEFT JOIN _hc_decision d ON t.{q(key)} = d._hc_key", "d._hc_decision")
         if hc.anchor == "key":
-            return (f"{_q(table.name)} t LEFT JOIN _hc_decision d ON t.{_q(str(hc.anchor_key))} = d._hc_key",
+            return (f"{q(table.name)} t LEFT JOIN _hc_decision d ON t.{q(str(hc.anchor_key))} = d._hc_key",
                     "d._hc_decision")
         parent = TABLES[str(hc.anchor_via)]
         src, decision = self.of(parent)
-        key = _q(str(hc.anchor_key))
-        self.con.execute(f"CREATE OR REPLACE TEMP TABLE {_q('_hc_map_' + table.name)} AS SELECT t.{key} AS _hc_key, "
+        key = q(str(hc.anchor_key))
+        self.con.execute(f"CREATE OR REPLACE TEMP TABLE {q('_hc_map_' + table.name)} AS SELECT t.{key} AS _hc_key, "
                          f"min({decision}) AS _hc_decision FROM {src} GROUP BY 1")
-        return (f"{_q(table.name)} t LEFT JOIN {_q('_hc_map_' + table.name)} d ON t.{key} = d._hc_key",
+        return (f"{q(table.name)} t LEFT JOIN {q('_hc_map_' + table.name)} d ON t.{key} = d._hc_key",
                 "d._hc_decision")
 
 
@@ -135,7 +132,7 @@ def export_homecredit(cfg: SimulationConfig, out: Path, progress: bool = False) 
     try:
         for name, ht in built.items():
             con.register(f"_arrow_{name}", ht.table.append_column(_ROW, pa.array(np.arange(ht.table.num_rows))))
-            con.execute(f"CREATE TEMP TABLE {_q(name)} AS SELECT * FROM {_q('_arrow_' + name)}")
+            con.execute(f"CREATE TEMP TABLE {q(name)} AS SELECT * FROM {q('_arrow_' + name)}")
             con.unregister(f"_arrow_{name}")
         anchors = _Anchors(con, TABLES[decision_table.name],
                            {name: set(ht.table.column_names) for name, ht in built.items()})
@@ -200,10 +197,10 @@ def _file_queries(anchors: _Anchors, tables: list[Table], outcome: Table | None)
             keys = [(n, s) for n, s in cols if n in {table.column(k).homecredit.column  # type: ignore[union-attr]
                                                       for k in table.primary_key}]
             ordered = keys + extra + [c for c in cols if c not in keys]
-            joined = f"{src} JOIN {_q(outcome.name)} o ON t.{_q(key)} = o.{_q(outcome.primary_key[0])}"
+            joined = f"{src} JOIN {q(outcome.name)} o ON t.{q(key)} = o.{q(outcome.primary_key[0])}"
             jobs.append((outcome.homecredit.files[0], _select(ordered, joined, "")))  # type: ignore[union-attr]
-            anti = (f"WHERE NOT EXISTS (SELECT 1 FROM {_q(outcome.name)} o "
-                    f"WHERE o.{_q(outcome.primary_key[0])} = t.{_q(key)})")
+            anti = (f"WHERE NOT EXISTS (SELECT 1 FROM {q(outcome.name)} o "
+                    f"WHERE o.{q(outcome.primary_key[0])} = t.{q(key)})")
             jobs.append((rest[0], _select(cols, src, anti)))
         else:
             jobs.append((rest[0], _select(cols, src, "")))
@@ -211,7 +208,7 @@ def _file_queries(anchors: _Anchors, tables: list[Table], outcome: Table | None)
 
 
 def _select(cols: list[tuple[str, str]], src: str, where: str) -> str:
-    return f"SELECT {', '.join(f'{s} AS {_q(n)}' for n, s in cols)} FROM {src} {where} ORDER BY t.{_ROW}"
+    return f"SELECT {', '.join(f'{s} AS {q(n)}' for n, s in cols)} FROM {src} {where} ORDER BY t.{_ROW}"
 
 
 def _check_anchored(con: duckdb.DuckDBPyConnection, table: Table, src: str, decision: str) -> None:

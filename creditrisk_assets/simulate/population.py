@@ -25,7 +25,9 @@ EDUCATION_TYPES = ("Secondary / secondary special", "Higher education", "Incompl
 FAMILY_STATUSES = ("Married", "Single / not married", "Civil marriage", "Separated", "Widow")
 HOUSING_TYPES = ("House / apartment", "With parents", "Municipal apartment", "Rented apartment",
                  "Office apartment", "Co-op apartment")
-PENSIONER_SENTINEL = 365_243  # Home Credit's DAYS_EMPLOYED value for "not employed"
+#: Home Credit's "not applicable" in its DAYS_* columns: in DAYS_EMPLOYED, "not employed" (pensioners and the
+#: unemployed). The one definition: ``ingest.homecredit`` imports it as ``SENTINEL_DAYS``.
+PENSIONER_SENTINEL = 365_243
 REVOLVING = CONTRACT_TYPES.index("Revolving loans")
 GENDERS = ("F", "M", "XNA")
 OCCUPATIONS = ("Laborers", "Sales staff", "Core staff", "Managers", "Drivers", "High skill tech staff",
