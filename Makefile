@@ -11,7 +11,7 @@ UV_VERSION := 0.13.9
 export CREDITRISK_HOME ?= $(CURDIR)/.creditrisk
 export DAGSTER_HOME ?= $(CREDITRISK_HOME)/dagster_home
 
-.PHONY: install demo test test-unit test-integration dev bench lint typecheck lock clean dbt-parse
+.PHONY: install demo test test-unit test-integration dev bench lint typecheck lock clean dbt-parse browser
 
 install: $(STAMP)
 
@@ -38,7 +38,7 @@ lock:
 demo: install
 	@$(BIN)/python -m creditrisk_assets.demo
 
-test: install
+test: install browser
 	@$(BIN)/ruff check creditrisk_assets serving tests bench
 	@$(BIN)/mypy creditrisk_assets serving bench
 	@# two pytest processes side by side: the Ray tests (~8 min, one cluster) and everything else; the suite
@@ -49,10 +49,16 @@ test: install
 	  wait $$ray; status=$$?; echo "---- Ray tests (run beside the others; log $$log)"; cat $$log; \
 	  test $$rest -eq 0 && test $$status -eq 0
 
+# tests/integration/test_ui_browser.py drives Debian's chromium with Playwright (which downloads no browser)
+browser:
+	@command -v chromium >/dev/null || { echo "the browser test needs chromium: installing the Debian package"; \
+	  log=$$(mktemp); (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >$$log 2>&1 \
+	  || { cat $$log; echo "could not install chromium (run as root, or apt-get install chromium)" >&2; exit 1; }; rm -f $$log; }
+
 test-unit: install
 	@$(BIN)/python -m pytest -q tests/unit
 
-test-integration: install
+test-integration: install browser
 	@$(BIN)/python -m pytest -q tests/integration
 
 dev: install
