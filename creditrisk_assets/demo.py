@@ -201,8 +201,8 @@ def main(argv: list[str] | None = None) -> int:
 
     url = runtime.base_url(settings)
     answer = post_json(url + "/predict", {"sk_id_curr": 100001}) if deployed.success else {}
-    print(f"      {url}/predict → pd {answer.get('pd')}, {answer.get('decision')}, band {answer.get('risk_band')}, "
-          f"reasons {answer.get('reason_codes')}, model v{answer.get('model_version')} "
+    print(f"      {url}/predict → pd {answer.get('pd')}, score {answer.get('score')}, grade "
+          f"{answer.get('grade')}, {answer.get('decision')}, reasons {answer.get('reason_codes')}, model v{answer.get('model_version')} "
           f"({time.perf_counter() - t0:.1f}s)")
     ok = ok and deployed.success
 

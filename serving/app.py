@@ -515,8 +515,9 @@ class PdService:
                             "request_id": request_id, "logged_at": now,
                             "applicant_hash": None if app_id is None else pseudonymise(str(app_id), key),
                             "feature_source": source, "served_by": r["served_by"],
-                            "model_version": r["model_version"], "pd": r["pd"], "decision": r["decision"],
-                            "risk_band": r["risk_band"], "reason_codes": ",".join(r["reason_codes"]),
+                            "model_version": r["model_version"], "pd": r["pd"], "score": r["score"],
+                            "grade": r["grade"], "decision": r["decision"],
+                            "reason_codes": ",".join(r["reason_codes"]),
                             "shadow_version": r.get("_shadow_version"), "shadow_pd": r.get("_shadow_pd"),
                             "latency_ms": latency_ms, "request_json": requests[i] if requests else None})
         self.writer.log(entries)

@@ -23,7 +23,7 @@ class BatchResult:
     rows: int
     model_version: str
     decline_rate: float
-    bands: pd.DataFrame
+    grades: pd.DataFrame  # per master-scale grade: applications, mean PD, mean score, decline rate
 
 
 def read_applications(store: ObjectStore, key: str) -> pd.DataFrame:
@@ -55,5 +55,7 @@ def score_batch(settings: Settings, store: ObjectStore, lake: Lake, input_key: s
     buf = io.BytesIO()
     scored.to_parquet(buf, index=False)
     store.put_bytes(out_key, buf.getvalue())
-    bands = scored.groupby("risk_band").agg(applications=("pd", "size"), mean_pd=("pd", "mean")).reset_index()
-    return BatchResult(out_key, len(scored), version, float((scored["decision"] == "decline").mean()), bands)
+    grades = (scored.assign(declined=scored["decision"] == "decline").groupby("grade")
+              .agg(applications=("pd", "size"), mean_pd=("pd", "mean"), mean_score=("score", "mean"),
+                   decline_rate=("declined", "mean")).reset_index())
+    return BatchResult(out_key, len(scored), version, float((scored["decision"] == "decline").mean()), grades)

@@ -24,4 +24,4 @@ def load_scorer(settings: Settings, version: str, alias: str = "") -> Scorer:
                      kind=trained.kind, training_snapshot=tags.get("lineage.lake_snapshot_id", ""),
                      metrics={k: round(v, 5) for k, v in run.data.metrics.items()},
                      tags={k: v for k, v in tags.items() if not k.startswith("mlflow.")})
-    return Scorer(trained, info, settings.decision_threshold)
+    return Scorer(trained, info, settings.decision_threshold, settings.credit_terms)

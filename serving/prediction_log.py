@@ -44,7 +44,7 @@ log = logging.getLogger("creditrisk.serving.prediction_log")
 #: (``/v1/decide``) as silver keeps it, pseudonymised (identifiers as HMAC, age instead of the birth date, no
 #: name or address), as JSON; null for ``/v1/predict``.
 LOG_COLUMNS = ["request_id", "logged_at", "applicant_hash", "feature_source", "served_by", "model_version",
-               "pd", "decision", "risk_band", "reason_codes", "shadow_version", "shadow_pd", "latency_ms",
+               "pd", "score", "grade", "decision", "reason_codes", "shadow_version", "shadow_pd", "latency_ms",
                "request_json"]
 
 
@@ -247,9 +247,9 @@ def _read_segment(path: Path) -> list[dict[str, Any]]:
 
 def log_schema(features: list[str], categorical: set[str]) -> pa.Schema:
     """The fixed schema of every batch (typed features), so hours concatenate cleanly."""
-    floats, timestamps = {"pd", "shadow_pd", "latency_ms"}, {"logged_at"}
-    fields = [pa.field(c, pa.timestamp("ns", tz="UTC") if c in timestamps else
-                       pa.float64() if c in floats else pa.string()) for c in LOG_COLUMNS]
+    floats, ints, timestamps = {"pd", "shadow_pd", "latency_ms"}, {"score", "grade"}, {"logged_at"}
+    fields = [pa.field(c, pa.timestamp("ns", tz="UTC") if c in timestamps else pa.float64() if c in floats
+                       else pa.int64() if c in ints else pa.string()) for c in LOG_COLUMNS]
     fields += [pa.field(f, pa.string() if f in categorical else pa.float64()) for f in features]
     return pa.schema(fields)
 
@@ -272,6 +272,15 @@ def read_hour(store: ObjectStore, hour: dt.datetime) -> pd.DataFrame:
 
 
 LOG_TABLE = "lake.serving.prediction_log"
+
+
+def _add_missing_columns(con: Any) -> None:
+    """The log's columns change with the code (a new answer field) and the served model (its features): a
+    column of ``log_batch`` the table lacks is added (older rows null), so any hour loads into one table."""
+    have = {r[0] for r in con.execute(f"DESCRIBE {LOG_TABLE}").fetchall()}
+    for name, sql_type, *_ in con.execute("DESCRIBE SELECT * FROM log_batch").fetchall():
+        if name not in have:
+            con.execute(f'ALTER TABLE {LOG_TABLE} ADD COLUMN "{name}" {sql_type}')
 
 
 def load_hours(con: Any, store: ObjectStore, hours: list[dt.datetime]) -> dict[dt.datetime, int]:
@@ -298,6 +307,7 @@ def load_hours(con: Any, store: ObjectStore, hours: list[dt.datetime]) -> dict[d
                       [start, start + pd.Timedelta(hours=1)])
             if not frame.empty:
                 c.register("log_batch", frame)
+                _add_missing_columns(c)
                 c.execute(f"INSERT INTO {LOG_TABLE} BY NAME SELECT * FROM log_batch")
 
         Lake.transact(con, work)

@@ -1,7 +1,7 @@
 """Scoring without a web framework: the same work behind Ray Serve, FastAPI and batch scoring.
 
-``Scorer`` turns validated applications (dicts of raw feature values) into PD, decision, risk
-band and reason codes. For XGBoost it builds one float matrix (categories as their training
+``Scorer`` turns validated applications (dicts of raw feature values) into PD, scorecard points,
+master-scale grade, decision and adverse reason codes with their statements. For XGBoost it builds one float matrix (categories as their training
 codes), predicts the margin with one ``inplace_predict`` and runs exact TreeSHAP only on the rows
 that need reason codes (by default the declined ones: the reasons a lender must give). The
 baseline goes through its sklearn pipeline and its exact linear terms.
@@ -17,20 +17,15 @@ import pandas as pd
 import xgboost as xgb
 
 from creditrisk_assets.modeling.evaluate import reason_codes
+from creditrisk_assets.modeling.reasons import statements_for
+from creditrisk_assets.modeling.scorecard import CreditTerms
 from creditrisk_assets.modeling.train import TrainedModel, _platt
 
-#: Upper PD bound of each risk band (the last band is open-ended).
-RISK_BANDS: tuple[tuple[str, float], ...] = (("A", 0.02), ("B", 0.05), ("C", 0.10), ("D", 0.20), ("E", 1.01))
 TOP_REASONS = 4
 #: Which rows get reason codes: every row, or only declined ones (the adverse-action notice).
 REASON_MODES = ("declined", "all")
-
-
-def risk_band(pd_: float) -> str:
-    for band, upper in RISK_BANDS:
-        if pd_ < upper:
-            return band
-    return RISK_BANDS[-1][0]
+#: The answer's fields, in order (``reason_codes`` / ``reason_statements``: lists, empty when not explained).
+ANSWER_FIELDS = ("pd", "score", "grade", "decision", "reason_codes", "reason_statements")
 
 
 @dataclass
@@ -50,8 +45,8 @@ class ModelInfo:
 class Scorer:
     """One model, vectorised over a batch of applications."""
 
-    def __init__(self, trained: TrainedModel, info: ModelInfo, threshold: float) -> None:
-        self.trained, self.info, self.threshold = trained, info, threshold
+    def __init__(self, trained: TrainedModel, info: ModelInfo, threshold: float, terms: CreditTerms) -> None:
+        self.trained, self.info, self.threshold, self.terms = trained, info, threshold, terms
         self.features = list(trained.features)
         self.codes = {c: {v: float(i) for i, v in enumerate(trained.categories.get(c, []))}
                       for c in trained.categorical}
@@ -86,7 +81,8 @@ class Scorer:
 
     def explain(self, rows: list[dict[str, Any]], reasons: str = "all",
                 force: list[bool] | None = None) -> list[dict[str, Any]]:
-        """Per row: pd, decision, risk band and adverse reason codes.
+        """Per row: pd, scorecard points, master-scale grade, decision, adverse reason codes and their
+        statements (the catalogue's sentence per code; a feature it lacks gets the fallback sentence).
 
         ``reasons="all"`` explains every row; ``"declined"`` only the declined ones (the adverse-action
         notice a lender owes; approved rows get ``[]`` unless ``force`` marks them). Exact TreeSHAP is
@@ -104,9 +100,12 @@ class Scorer:
             contribs = self._contributions(self._take(prepared, idx))
             for i, r in zip(idx.tolist(), reason_codes(contribs, self.features, top_k=TOP_REASONS), strict=True):
                 codes[i] = r
-        return [{"pd": round(float(p), 6), "decision": "approve" if p < self.threshold else "decline",
-                 "risk_band": risk_band(float(p)), "reason_codes": r}
-                for p, r in zip(pd_.tolist(), codes, strict=True)]
+        shown = np.round(pd_, 6)  # score and grade of the PD the answer shows, so a reader can recompute them
+        scores = np.rint(self.terms.scorecard.score(shown)).astype(int).tolist()
+        grades = self.terms.scale.grade_all(shown).tolist()
+        return [{"pd": p_shown, "score": s, "grade": g, "decision": "approve" if p < self.threshold else "decline",
+                 "reason_codes": r, "reason_statements": statements_for(r, strict=False) if r else []}
+                for p, p_shown, s, g, r in zip(pd_.tolist(), shown.tolist(), scores, grades, codes, strict=True)]
 
     # the model-kind specific parts: a float matrix for XGBoost, a frame for the sklearn baseline
     def _prepare(self, rows: list[dict[str, Any]]) -> Any:
@@ -135,15 +134,16 @@ class Scorer:
 
 
 def score_frame(scorer: Scorer, frame: pd.DataFrame, chunk: int = 10_000, reasons: str = "all") -> pd.DataFrame:
-    """Batch scoring: pd, decision, band and reasons (per ``reasons``) for every row of ``frame``
-    (any extra columns kept)."""
+    """Batch scoring: pd, score, grade, decision and reasons (per ``reasons``; codes comma-separated, statements
+    separated by `` | ``) for every row of ``frame`` (any extra columns kept)."""
     parts = []
     for start in range(0, len(frame), chunk):
         part = frame.iloc[start:start + chunk]
         rows = part.astype(object).where(part.notna(), None).to_dict("records")
         parts.append(pd.DataFrame(scorer.explain(rows, reasons), index=part.index))
-    scored = pd.concat(parts) if parts else pd.DataFrame(columns=["pd", "decision", "risk_band", "reason_codes"])
+    scored = pd.concat(parts) if parts else pd.DataFrame(columns=list(ANSWER_FIELDS))
     out = frame.join(scored)
-    out["reason_codes"] = out["reason_codes"].map(lambda r: ",".join(r) if isinstance(r, list) else "")
+    for column, sep in (("reason_codes", ","), ("reason_statements", " | ")):
+        out[column] = out[column].map(lambda r, sep=sep: sep.join(r) if isinstance(r, list) else "")
     out["model_version"] = scorer.info.version
     return out

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import threading
 from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -105,3 +109,34 @@ def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     cluster = runtime.start_cluster(settings)
     yield cluster
     runtime.stop_cluster(cluster, grace_s=5)
+
+
+@dataclass
+class Webhook:
+    """A real HTTP receiver of alerts (what Slack's incoming webhook would get): ``received`` holds every body."""
+
+    url: str
+    received: list[dict[str, Any]] = field(default_factory=list)
+
+    def texts(self, kind: str) -> list[str]:
+        return [a["text"] for a in self.received if a["text"].startswith(f"[creditrisk {kind}]")]
+
+
+@pytest.fixture(scope="module")
+def webhook() -> Iterator[Webhook]:
+    received: list[dict[str, Any]] = []
+
+    class Receiver(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+            received.append(json.loads(self.rfile.read(int(self.headers["content-length"]))))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Receiver)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield Webhook(f"http://127.0.0.1:{server.server_address[1]}/hook", received)
+    server.shutdown()

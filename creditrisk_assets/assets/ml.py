@@ -138,12 +138,17 @@ def promotion(context: dg.AssetExecutionContext, ts: TrainingSet, evaluated: dic
             client, settings.retire_keep_champions, dt.datetime.now(dt.UTC).isoformat())
     for reason in decision.reasons:
         (context.log.info if reason.startswith("PASS") else context.log.warning)(reason)
+    champion = alias_version(client, "champion")
     if awaiting:
-        context.log.warning(f"challenger v{evaluated['version']} passed the gate and awaits approval: "
-                            f"creditrisk approve --version {evaluated['version']} --by NAME --reason ...")
+        command = f"creditrisk approve --version {evaluated['version']} --by NAME --reason ..."
+        context.log.warning(f"challenger v{evaluated['version']} passed the gate and awaits approval: {command}")
+        send_alert(settings.alert_webhook_url, Alert(
+            "approval_required", f"challenger v{evaluated['version']} awaits approval",
+            f"It passed the gate; read its model card, then `{command}`.",
+            {"challenger": evaluated["version"], "champion": str(champion or "none"),
+             "run": str(evaluated.get("run_id", ""))}))
     if retired:
         context.log.info(f"retired version(s) {', '.join(retired)}")
-    champion = alias_version(client, "champion")
     if not decision.promote:
         send_alert(settings.alert_webhook_url, Alert(
             "promotion_refused", f"challenger v{evaluated['version']} refused",

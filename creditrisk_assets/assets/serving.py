@@ -73,7 +73,8 @@ class BatchScoringConfig(dg.Config):
 @dg.asset(key=[SERVING, "batch_scores"], group_name=SERVING, kinds={"xgboost", "parquet"},
           deps=[dg.AssetKey(["ml", "promotion"])],
           description="Scores a Parquet/CSV of applications (or, by default, every application in the feature "
-                      "store) with the champion: PD, decision, band, reason codes and the model version, written "
+                      "store) with the champion: PD, scorecard points, master-scale grade, decision, reason codes and "
+                      "statements, and the model version, written "
                       "next to the input under `serving/batch_scores/`.")
 def batch_scores(context: dg.AssetExecutionContext, config: BatchScoringConfig, store: dg.ResourceParam[ObjectStore],
                  lake: dg.ResourceParam[Lake], settings: dg.ResourceParam[Settings]) -> dg.MaterializeResult:
@@ -83,5 +84,5 @@ def batch_scores(context: dg.AssetExecutionContext, config: BatchScoringConfig, 
     return dg.MaterializeResult(metadata={
         "dagster/row_count": result.rows, "output": dg.MetadataValue.path(store.uri(result.output_key)),
         "model_version": result.model_version, "decline_rate": round(result.decline_rate, 4),
-        "bands": dg.MetadataValue.md(md_table(result.bands)),
+        "grades": dg.MetadataValue.md(md_table(result.grades)),
     })

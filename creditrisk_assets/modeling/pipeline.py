@@ -12,6 +12,7 @@ from mlflow import MlflowClient
 from sklearn.metrics import roc_auc_score
 
 from ..gold.catalogue import features
+from ..monitoring import stability as st
 from ..resources import ObjectStore
 from ..simulate import bayes_optimal_auc
 from . import evaluate as ev
@@ -22,11 +23,13 @@ from .reasons import statements_for
 from .registry import (
     CHALLENGER,
     CHAMPION,
+    MODEL_CARD,
     LoggedModel,
     alias_version,
     log_model_run,
     request_approval,
     set_champion,
+    sign_off_lines,
     version_metrics,
 )
 from .train import TrainedModel
@@ -47,6 +50,7 @@ class Evaluation:
     plots: dict[str, bytes] = field(default_factory=dict)
     card: str = ""
     economics: sc.Economics | None = None  # scores, grades, cut-off economics
+    stability: st.StabilityResult | None = None  # out-of-time population against the training population
 
 
 def oracle_pd(store: ObjectStore, ids: pd.Series) -> pd.Series | None:
@@ -103,6 +107,7 @@ def evaluate_model(trained: TrainedModel, ts: TrainingSet, threshold: float, tru
                             "reason_statements": ["; ".join(statements_for(c, strict=False)) for c in codes]})
     ead, ead_note = sc.exposure(test, terms.ead_column)
     econ = sc.economics(y, p, ead, terms, threshold, ead_note)
+    stab = development_stability(trained, ts, p, terms.scale)
     plots = {f"roc_{trained.kind}.png": ev.roc_png(y, p, f"ROC — pd_{trained.kind}"),
              f"calibration_{trained.kind}.png": ev.calibration_png(table, f"Calibration — pd_{trained.kind}"),
              f"importance_{trained.kind}.png": ev.importance_png(importance, f"Importance — pd_{trained.kind}"),
@@ -117,9 +122,44 @@ def evaluate_model(trained: TrainedModel, ts: TrainingSet, threshold: float, tru
                      "on age in this population), so age-band disparity is reported, gated only if configured.",
                      f"Decision threshold {threshold}: approve when PD < threshold."],
         feature_groups_absent=ts.feature_groups_absent, features_dropped=ts.features_dropped,
-        sections=sc.card_sections(econ, terms))
+        sections={**sc.card_sections(econ, terms), "Stability": stability_lines(stab),
+                  "Sign-off": sign_off_lines([])})
     metrics.update(econ.metrics())  # after the card: its Performance table keeps the ranking metrics
-    return Evaluation(trained.kind, metrics, table, fair, importance, reasons, plots, card, econ)
+    metrics.update({k: v for k, v in (("ssi_out_of_time", stab.ssi.value),
+                                      ("csi_max_out_of_time", max((c.value or 0.0 for c in stab.computed),
+                                                                  default=None))) if v is not None})
+    return Evaluation(trained.kind, metrics, table, fair, importance, reasons, plots, card, econ, stab)
+
+
+#: Fewest out-of-time (and training) rows for the card's SSI / CSI: below it a PSI is mostly sampling noise
+#: (about ``(bins - 1) · (1/n + 1/m)``: 0.05 at 10 bins and 300 rows against many more).
+DEVELOPMENT_MIN_ROWS = 300
+
+
+def development_stability(trained: TrainedModel, ts: TrainingSet, test_pd: np.ndarray,
+                          scale: sc.MasterScale) -> st.StabilityResult:
+    """SSI of the grades and CSI of every feature: the out-of-time applications against the training ones
+    (the reference monitoring uses later, so the card shows how far the population had moved already)."""
+    train, test = ts.part("train"), ts.part("test")
+    reference = st.fit_reference(train, trained.features, categorical=trained.categorical)
+    return st.window_stability(reference, trained.predict_pd(train), test, test_pd, scale, trained.features,
+                               min_rows=DEVELOPMENT_MIN_ROWS)
+
+
+def stability_lines(result: st.StabilityResult, n: int = 5) -> list[str]:
+    """The model card's Stability section: SSI, CSI levels and the largest CSIs."""
+    ssi = result.ssi
+    head = "- SSI of the master-scale grades, out-of-time vs training: " + (
+        f"{ev._fmt(ssi.value)} ({ssi.level})" if ssi.value is not None else
+        f"not computed ({ssi.status}: {ssi.current_rows} out-of-time and {ssi.reference_rows} training rows)")
+    levels = [s.level for s in result.computed]
+    lines = [head, f"- CSI per feature: {levels.count(st.STABLE)} stable (< 0.10), {levels.count(st.WATCH)} watch, "
+                   f"{levels.count(st.UNSTABLE)} unstable (≥ 0.25) of {len(levels)} computed",
+             "- Monitoring compares every window with the same training population (`monitoring/stability`).", ""]
+    worst = result.worst(n)
+    if worst:
+        lines += [ev._md_table(["feature", "CSI", "level"], [[s.characteristic, s.value, s.level] for s in worst])]
+    return lines
 
 
 def log_and_register(client: MlflowClient, models: dict[str, TrainedModel], evaluations: dict[str, Evaluation],
@@ -131,7 +171,7 @@ def log_and_register(client: MlflowClient, models: dict[str, TrainedModel], eval
     logged = {}
     for kind in sorted(models, key=lambda k: k == candidate):  # the candidate last
         e = evaluations[kind]
-        arts: dict[str, bytes | str] = {**e.plots, "model_card.md": e.card,
+        arts: dict[str, bytes | str] = {**e.plots, MODEL_CARD: e.card,
                                         "reason_codes_sample.csv": e.reason_codes.to_csv(index=False),
                                         "calibration.csv": e.calibration.to_csv(index=False)}
         if e.economics is not None:

@@ -267,8 +267,55 @@ def set_champion(client: MlflowClient, version: str, reason: str, at: str, *, by
         client.set_model_version_tag(REGISTERED_MODEL, version, GATE_DECISION, "promoted")
     move = {"version": version, "previous": previous or "", "at": at, "reason": reason[:500]}
     move.update({k: v for k, v in (("by", by), ("kind", kind)) if v})
-    client.set_registered_model_tag(REGISTERED_MODEL, "champion_history", json.dumps((history(client) + [move])[-50:]))
+    moves = (history(client) + [move])[-50:]
+    client.set_registered_model_tag(REGISTERED_MODEL, "champion_history", json.dumps(moves))
+    record_sign_off(client, version, [m for m in moves if m["version"] == version])
     return previous
+
+
+MODEL_CARD = "model_card.md"
+SIGN_OFF = "## Sign-off"
+
+
+def sign_off_lines(moves: list[dict[str, str]]) -> list[str]:
+    """The model card's Sign-off section: every time this version became champion, how, by whom and why."""
+    if not moves:
+        return ["_Not champion yet._ Each time this version becomes champion (gate, approval, manual promotion, "
+                "override, rollback) the move is recorded here: when, how, by whom and why."]
+    rows = [[m["at"], m.get("kind") or "automatic", m.get("by") or "-", m["previous"] or "-",
+             m["reason"].replace("|", "/")] for m in moves]
+    return ["| when | how | by | previous champion | reason |", "|---|---|---|---|---|",
+            *("| " + " | ".join(str(c) for c in r) + " |" for r in rows)]
+
+
+def with_sign_off(card: str, moves: list[dict[str, str]]) -> str:
+    """``card`` with its Sign-off section replaced (added before Limitations, or at the end, when missing)."""
+    section = "\n".join([SIGN_OFF, "", *sign_off_lines(moves), ""]) + "\n"
+    lines = [line if line.endswith("\n") else line + "\n" for line in card.splitlines(keepends=True)]
+    start = next((i for i, line in enumerate(lines) if line.rstrip() == SIGN_OFF), None)
+    if start is None:
+        at = next((i for i, line in enumerate(lines) if line.rstrip() == "## Limitations"), len(lines))
+        gap = ["\n"] if at and lines[at - 1].strip() else []
+        return "".join(lines[:at] + gap + [section] + lines[at:])
+    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
+    return "".join(lines[:start] + [section] + lines[end:])
+
+
+def record_sign_off(client: MlflowClient, version: str, moves: list[dict[str, str]]) -> bool:
+    """Rewrite the Sign-off section of the version's model card (the run's ``model_card.md``); False when the
+    run has no card (a version logged without evaluation). The champion has moved already: a failure here is
+    logged, not raised (the history on the registered model holds the same facts)."""
+    try:
+        run_id = client.get_model_version(REGISTERED_MODEL, version).run_id
+        if not run_id or MODEL_CARD not in {a.path for a in client.list_artifacts(run_id)}:
+            return False
+        with tempfile.TemporaryDirectory() as tmp:
+            card = Path(client.download_artifacts(run_id, MODEL_CARD, tmp)).read_text()
+        client.log_text(run_id, with_sign_off(card, moves), MODEL_CARD)
+        return True
+    except (MlflowException, OSError) as exc:
+        log.warning("model card sign-off not updated", extra={"version": version, "error": type(exc).__name__})
+        return False
 
 
 def rollback(client: MlflowClient, at: str, by: str = "") -> str:

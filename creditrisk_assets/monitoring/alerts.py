@@ -18,8 +18,9 @@ from typing import Any
 
 log = logging.getLogger("creditrisk.alerts")
 
-KINDS = ("drift", "stability", "promotion_refused", "run_failed", "stale_asset")
+KINDS = ("drift", "stability", "promotion_refused", "approval_required", "run_failed", "stale_asset")
 _EMOJI = {"drift": ":chart_with_upwards_trend:", "stability": ":scales:", "promotion_refused": ":no_entry:",
+          "approval_required": ":writing_hand:",
           "run_failed": ":x:", "stale_asset": ":hourglass:"}
 # Slack Block Kit limits: header text 150 chars, section text 3000, 10 fields per section, 2000 per field.
 _HEADER_MAX, _TEXT_MAX, _FIELDS_PER_SECTION, _FIELD_MAX = 150, 3000, 10, 2000

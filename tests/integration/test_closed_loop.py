@@ -10,10 +10,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
-import threading
 import urllib.request
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
 
 import dagster as dg
@@ -26,32 +23,12 @@ from creditrisk_assets.resources import Lake, object_store_from_settings
 from creditrisk_assets.settings import Settings
 from creditrisk_assets.simulate import SimulationConfig, simulate
 from serving import runtime
+from tests.conftest import Webhook
 from tests.servers import Server
 
 pytestmark = pytest.mark.integration
 HOURS, DRIFT_HOUR, ROWS = 72, 48, 200
 START = dt.datetime(2026, 10, 1)
-
-
-class Receiver(BaseHTTPRequestHandler):
-    received: list[dict[str, Any]] = []
-
-    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
-        Receiver.received.append(json.loads(self.rfile.read(int(self.headers["content-length"]))))
-        self.send_response(200)
-        self.end_headers()
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-
-@pytest.fixture(scope="module")
-def webhook() -> Iterator[str]:
-    server = HTTPServer(("127.0.0.1", 0), Receiver)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/hook"
-    server.shutdown()
 
 
 def hour(h: int) -> str:
@@ -66,7 +43,7 @@ def predict(settings: Settings, body: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_drift_triggers_retrain_promotion_and_redeploy(tmp_path_factory: pytest.TempPathFactory,
-                                                       mlflow_server: Server, ray_cluster: Any, webhook: str) -> None:
+                                                       mlflow_server: Server, ray_cluster: Any, webhook: Webhook) -> None:
     home = tmp_path_factory.mktemp("loop") / "home"
     settings = Settings.from_env({
         "CREDITRISK_HOME": str(home), "CREDITRISK_MLFLOW_TRACKING_URI": mlflow_server.url,
@@ -75,7 +52,7 @@ def test_drift_triggers_retrain_promotion_and_redeploy(tmp_path_factory: pytest.
         "CREDITRISK_DRIFT_WINDOW_HOURS": "12", "CREDITRISK_DRIFT_CONSECUTIVE_WINDOWS": "2",
         # each pass recomputes only the two windows the sensor's rule needs (Evidently costs ~7 s a window)
         "CREDITRISK_DRIFT_LOOKBACK_WINDOWS": "2",
-        "CREDITRISK_ALERT_WEBHOOK_URL": webhook,
+        "CREDITRISK_ALERT_WEBHOOK_URL": webhook.url,
         # risk policy for a population shift (as in the demo): approvals may move by up to 10 points
         "CREDITRISK_CANARY_MAX_APPROVAL_DELTA": "0.10"})
     simulate(SimulationConfig(start="2026-10-01T00:00", hours=HOURS, rows_per_hour=ROWS, seed=21,
@@ -107,7 +84,7 @@ def test_drift_triggers_retrain_promotion_and_redeploy(tmp_path_factory: pytest.
     meta = monitor.asset_materializations_for_node("monitoring__drift")[0].metadata
     assert meta["retrain_recommended"].value and meta["drifted_windows"].value >= 2
     assert any(k.startswith("report ") for k in meta)  # Evidently HTML linked
-    assert any(a["text"].startswith("[creditrisk drift]") for a in Receiver.received)
+    assert webhook.texts("drift")
     requests, skip, cursor = evaluate_sensor(defs, instance, "drift_sensor", cursor)
     assert len(requests) == 1, skip
     again, _, _ = evaluate_sensor(defs, instance, "drift_sensor", cursor)
@@ -134,4 +111,4 @@ def test_drift_triggers_retrain_promotion_and_redeploy(tmp_path_factory: pytest.
     refused = run_job(strict, "retrain_and_deploy", instance)
     assert refused.success and not refused.output_for_node("ml__promotion")["promoted"]
     assert predict(settings, {"sk_id_curr": 100001})["model_version"] == v2
-    assert any(a["text"].startswith("[creditrisk promotion_refused]") for a in Receiver.received)
+    assert webhook.texts("promotion_refused")

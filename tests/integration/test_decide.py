@@ -133,8 +133,8 @@ def test_decide_replays_gold_exactly_features_and_pd(stack: dict[str, Any]) -> N
         row = gold.loc[i]
         mismatches += [(i, f, v, row[f]) for f, v in features.items() if not same(v, row[f])]
         batch = scored.loc[i]
-        assert (answer["pd"], answer["decision"], answer["risk_band"]) == (batch["pd"], batch["decision"],
-                                                                          batch["risk_band"]), i
+        assert ((answer["pd"], answer["score"], answer["grade"], answer["decision"])
+                == (batch["pd"], batch["score"], batch["grade"], batch["decision"])), i
         assert answer["decision_time"] == row["decision_time"].isoformat()
         without_bureau += "bureau" not in replay.request(i)
     assert not mismatches, mismatches[:10]

@@ -114,7 +114,8 @@ def test_serving_needs_only_the_models_features(lender: LenderLake) -> None:
         RequestParser(100, 10**6).parse(body)  # the whole catalogue requires e.g. the bureau counts
     assert any(e["field"].endswith("bureau_credit_count") for e in err.value.errors)
     parsed, _ = RequestParser(100, 10**6, used=model.features).parse(body)
-    scorer = Scorer(model, ModelInfo("creditrisk-pd", "1", "champion"), lender.settings.decision_threshold)
+    scorer = Scorer(model, ModelInfo("creditrisk-pd", "1", "champion"), lender.settings.decision_threshold,
+                    lender.settings.credit_terms)
     np.testing.assert_allclose(scorer.predict(parsed), model.predict_pd(test), rtol=1e-6, atol=1e-9)
     noisy = [{**r, "bureau_credit_count": 40} for r in parsed]  # sent, checked, ignored
     np.testing.assert_array_equal(scorer.predict(noisy), scorer.predict(parsed))

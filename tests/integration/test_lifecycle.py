@@ -40,6 +40,12 @@ def register(client: MlflowClient, auc: float) -> str:
     return logged.version
 
 
+def card(client: MlflowClient, version: str) -> str:
+    run_id = client.get_model_version(REGISTERED_MODEL, version).run_id
+    assert run_id is not None
+    return Path(client.download_artifacts(run_id, "model_card.md")).read_text()
+
+
 def tags(client: MlflowClient, version: str) -> dict[str, str]:
     return dict(client.get_model_version(REGISTERED_MODEL, version).tags)
 
@@ -86,6 +92,8 @@ def test_promote_gate_override_approval_and_retirement(tmp_path: Path, mlflow_se
     assert (t["approval"], t["approved_by"], t["approval_reason"], t["gate_decision"]) == (
         "approved", "bob", "reviewed the card", "promoted")
     assert (history(client)[-1]["by"], history(client)[-1]["kind"]) == ("bob", "approval")
+    sign_off = card(client, v3).split("## Sign-off", 1)[1].strip().splitlines()
+    assert len(sign_off) == 3 and "| approval | bob |" in sign_off[2] and "reviewed the card" in sign_off[2]
 
     # retirement by hand: never the champion; aliases go, the artefacts stay; a retired version is not promoted
     assert cli(["retire", "--version", v3]) == 1
@@ -107,3 +115,6 @@ def test_promote_gate_override_approval_and_retirement(tmp_path: Path, mlflow_se
     assert tags(client, v2)["retired"] == "true" and "retired" not in tags(client, v3)
     assert cli(["rollback", "--by", "dave"]) == 0  # the kept previous champion is still a rollback target
     assert alias_version(client, "champion") == v3 and history(client)[-1]["kind"] == "rollback"
+    rows = card(client, v3).split("## Sign-off", 1)[1].strip().splitlines()[2:]  # the card keeps every sign-off
+    assert [r.split(" | ")[1:3] for r in rows] == [["approval", "bob"], ["rollback", "dave"]]
+    assert card(client, v3).count("## Sign-off") == 1 and card(client, v3).startswith("# card")

@@ -15,11 +15,18 @@ from mlflow import MlflowClient
 from creditrisk_assets.cli import main as cli
 from creditrisk_assets.definitions import build_definitions
 from creditrisk_assets.modeling.dataset import TARGET, TrainingDataError, build_training_set
-from creditrisk_assets.modeling.pipeline import evaluate_model, log_and_register, oracle_pd, promote_if_better
+from creditrisk_assets.modeling.pipeline import (
+    DEVELOPMENT_MIN_ROWS,
+    evaluate_model,
+    log_and_register,
+    oracle_pd,
+    promote_if_better,
+)
 from creditrisk_assets.modeling.registry import MlflowUnavailable, alias_version, connect, history
 from creditrisk_assets.modeling.train import train_xgboost
 from creditrisk_assets.resources import Lake, object_store_from_settings
 from creditrisk_assets.settings import Settings
+from tests.conftest import Webhook
 from tests.helpers import build_gold
 from tests.servers import Server, free_port
 
@@ -62,6 +69,12 @@ def test_train_evaluate_register_and_promote_through_dagster(ml_settings: Settin
     assert alias_version(client, "champion") == "1"
     card = Path(client.download_artifacts(runs[0].info.run_id, "model_card.md")).read_text()
     assert "Bayes" in card and "## Scores and grades" in card and "## Cut-off economics" in card
+    assert "## Stability" in card and "SSI of the master-scale grades" in card
+    champion_card = Path(client.download_artifacts(evaluated["run_id"], "model_card.md")).read_text()
+    sign_off = champion_card.split("## Sign-off", 1)[1].split("## ", 1)[0]
+    assert "| gate | - | - | PASS" in sign_off  # the gate promoted it: recorded on the card the UI links
+    assert evaluated["metrics"]["n"] >= DEVELOPMENT_MIN_ROWS, "too few out-of-time rows for the card's SSI"
+    assert {"ssi_out_of_time", "csi_max_out_of_time"} <= set(evaluated["metrics"])
     # the evaluation speaks in grades, money and statements: in its metadata too
     materialization = result.asset_materializations_for_node("ml__evaluation")[0]
     meta = materialization.metadata
@@ -104,14 +117,16 @@ def test_train_evaluate_register_and_promote_through_dagster(ml_settings: Settin
 
 
 def test_approval_required_holds_a_passing_challenger_until_approved(ml_settings: Settings, mlflow_server: Server,
-                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+                                                                    monkeypatch: pytest.MonkeyPatch,
+                                                                    webhook: Webhook) -> None:
     """After the test above (champion 1): the same data retrains the same model, which passes the gate head to
     head, and with approval required it waits as `challenger`; `creditrisk approve` makes it champion."""
     client = MlflowClient(mlflow_server.url)
     champion = alias_version(client, "champion")
     required = Settings.from_env({"CREDITRISK_HOME": str(ml_settings.home), "CREDITRISK_MLFLOW_TRACKING_URI":
                                   mlflow_server.url, "CREDITRISK_TRAIN_TRIALS": "2", "CREDITRISK_GATE_MAX_ECE": "0.05",
-                                  "CREDITRISK_PROMOTION_APPROVAL": "required"})
+                                  "CREDITRISK_PROMOTION_APPROVAL": "required",
+                                  "CREDITRISK_ALERT_WEBHOOK_URL": webhook.url})
     result = build_definitions(required).resolve_job_def("train_and_promote").execute_in_process(
         instance=dg.DagsterInstance.ephemeral())
     assert result.success
@@ -120,6 +135,8 @@ def test_approval_required_holds_a_passing_challenger_until_approved(ml_settings
     assert result.asset_materializations_for_node("ml__promotion")[0].metadata["decision"].value == "awaiting_approval"
     version = out["version"]
     assert alias_version(client, "champion") == champion and alias_version(client, "challenger") == version
+    [alert] = webhook.texts("approval_required")  # whoever signs off is told, with the command to run
+    assert f"challenger v{version} awaits approval" in alert and f"approve --version {version}" in alert
     monkeypatch.setenv("CREDITRISK_MLFLOW_TRACKING_URI", mlflow_server.url)
     monkeypatch.setenv("CREDITRISK_HOME", str(ml_settings.home))
     assert cli(["approve", "--version", version, "--by", "model owner", "--reason", "card reviewed"]) == 0

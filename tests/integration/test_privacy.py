@@ -104,8 +104,8 @@ def write_prediction_log(settings: Settings, store: ObjectStore, target_id: int,
     def row(app_id: int, at: dt.datetime, i: int) -> dict[str, object]:
         return {"request_id": f"r{app_id}-{i}", "logged_at": pd.Timestamp(at, tz="UTC") + pd.Timedelta(minutes=i),
                 "applicant_hash": pseudonymise(str(app_id), settings.pii_key), "feature_source": "gold",
-                "served_by": "champion", "model_version": "1", "pd": 0.1, "decision": "approve", "risk_band": "C",
-                "reason_codes": "[]", "shadow_version": None, "shadow_pd": None, "latency_ms": 1.0,
+                "served_by": "champion", "model_version": "1", "pd": 0.1, "decision": "approve", "score": 640,
+                "grade": 6, "reason_codes": "[]", "shadow_version": None, "shadow_pd": None, "latency_ms": 1.0,
                 "ext_source_mean": 0.5}
 
     writer.log([row(target_id, a, i) for i in range(3)] + [row(o, a, 10 + k) for k, o in enumerate(others)])

@@ -97,12 +97,14 @@ def application(gold: Any, i: int = 0) -> dict[str, Any]:
     return out
 
 
-def test_predict_answers_with_pd_decision_band_reasons_and_version(stack: dict[str, Any]) -> None:
+def test_predict_answers_with_pd_score_grade_decision_reasons_and_version(stack: dict[str, Any]) -> None:
     status, body = call(stack["url"] + "/predict", application(stack["gold"]))
     assert status == 200, body
     assert 0.0 < body["pd"] < 1.0
     assert body["decision"] == ("approve" if body["pd"] < stack["settings"].decision_threshold else "decline")
-    assert body["risk_band"] in "ABCDE" and isinstance(body["reason_codes"], list)
+    terms = stack["settings"].credit_terms
+    assert body["score"] == round(float(terms.scorecard.score(body["pd"]))) and body["grade"] == terms.scale.grade(body["pd"])
+    assert isinstance(body["reason_codes"], list) and len(body["reason_statements"]) <= len(body["reason_codes"])
     assert set(body["reason_codes"]) <= set(stack["features"])
     assert body["model_version"] == stack["versions"][0] and body["served_by"] == "champion"
     assert body["request_id"]
@@ -230,6 +232,37 @@ def test_redeploy_on_alias_move_has_zero_failed_requests_under_load(stack: dict[
     assert versions[0] == v1 and versions[-1] == v2 and len(results) > 20
     switch = versions.index(v2)
     assert set(versions[switch:]) == {v2} or versions[-20:] == [v2] * 20  # no flapping back once all replicas moved
+
+
+def test_rollback_and_approve_from_the_cli_redeploy_the_running_app(stack: dict[str, Any],
+                                                                     monkeypatch: pytest.MonkeyPatch,
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """`creditrisk rollback` / `creditrisk approve` move the alias and the running app follows at once (no
+    separate deploy job): /v1/model names the new champion when the command returns."""
+    from creditrisk_assets.cli import main as cli_main
+    from serving.config import settings_args
+
+    settings, cluster = stack["settings"], stack["cluster"]
+    v1, v2 = stack["versions"]
+    for name, value in {**settings_args(settings), "CREDITRISK_RAY_ADDRESS": cluster.address}.items():
+        monkeypatch.setenv(name, value)
+
+    def served() -> str:
+        status, body = call(stack["url"] + "/model")
+        assert status == 200, body
+        return str(body["champion"]["version"])
+
+    assert served() == v2  # where the previous test left it
+    assert cli_main(["rollback", "--by", "on-call"]) == 0
+    assert served() == v1
+    client = registry.connect(settings.resolved_mlflow_uri)
+    registry.request_approval(client, v2, "2026-10-03T01:00:00")  # v2 passed the gate and waits for a person
+    assert cli_main(["approve", "--version", v2, "--by", "risk-officer", "--reason", "validated"]) == 0
+    assert served() == v2
+    out = capsys.readouterr().out
+    assert f"serving: champion {v1} deployed at {cluster.address}" in out
+    assert f"serving: champion {v2} deployed at {cluster.address}" in out
+    client.set_registered_model_alias(registry.REGISTERED_MODEL, registry.CHALLENGER, v1)  # as the next test expects
 
 
 def test_shadow_and_canary_modes(stack: dict[str, Any]) -> None:

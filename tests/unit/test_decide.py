@@ -65,7 +65,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def service(world: dict[str, Any]) -> PdService:
     svc = PdService(world["settings"])
-    svc.champion = Scorer(world["model"], ModelInfo("creditrisk-pd", "1", "champion"), 0.15)
+    svc.champion = Scorer(world["model"], ModelInfo("creditrisk-pd", "1", "champion"), 0.15, Settings().credit_terms)
     svc.use_online(world["engine"])
     return svc
 
@@ -87,7 +87,7 @@ def test_decide_answers_with_pd_band_reasons_version_and_the_features(service: P
     body = some_request(world)
     status, answer = decide(service, body, b"features=true&reasons=all")
     assert status == 200, answer
-    assert 0 < answer["pd"] < 1 and answer["risk_band"] in "ABCDE" and answer["model_version"] == "1"
+    assert 0 < answer["pd"] < 1 and isinstance(answer["score"], int) and 1 <= answer["grade"] <= 10 and answer["model_version"] == "1"
     assert answer["decision"] == ("approve" if answer["pd"] < 0.15 else "decline")
     assert answer["reason_codes"] and set(answer["reason_codes"]) <= set(NAMES)  # ?reasons=all
     assert answer["sk_id_curr"] == int(body["application"]["SK_ID_CURR"])
@@ -131,7 +131,7 @@ def test_a_champion_needing_a_feature_the_graph_does_not_compute_is_refused_not_
     svc = PdService(world["settings"])
     model = world["model"]
     svc.champion = Scorer(dataclasses.replace(model, features=[*model.features, "retired_feature"]),
-                          ModelInfo("creditrisk-pd", "9", "champion"), 0.15)
+                          ModelInfo("creditrisk-pd", "9", "champion"), 0.15, Settings().credit_terms)
     svc.use_online(world["engine"])
     status, answer = decide(svc, some_request(world))
     assert status == 503 and answer["errors"][0]["field"] == "features"

@@ -48,8 +48,8 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> PdService:
     base = train_baseline(train, NAMES, CATEGORICAL, valid=valid)
     svc = PdService(Settings(home=tmp_path_factory.mktemp("serve"), prediction_log_flush_s=3600,
                              prediction_log_flush_rows=10**6))
-    svc.champion = Scorer(xgb_model, ModelInfo("m", "1", "champion"), 0.15)
-    svc.challenger = Scorer(base, ModelInfo("m", "2", "challenger"), 0.15)
+    svc.champion = Scorer(xgb_model, ModelInfo("m", "1", "champion"), 0.15, Settings().credit_terms)
+    svc.challenger = Scorer(base, ModelInfo("m", "2", "challenger"), 0.15, Settings().credit_terms)
     svc.mode = "shadow"
     features_row = {k: v for k, v in as_request_rows(synthetic(1, 9))[0].items() if k != ID_FIELD}
     svc._cache = (time.monotonic() + 10**9, {KNOWN_ID: features_row})  # never reloaded

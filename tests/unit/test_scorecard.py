@@ -149,3 +149,42 @@ def test_economics_reach_the_model_card_and_the_metrics() -> None:
     assert "## Scores and grades" in card and "## Cut-off economics" in card
     assert card.index("## Cut-off economics") < card.index("## Limitations")
     assert "profit-maximising" in card and "observed_default_rate" in card and "| declined |" in card
+
+
+def test_the_sign_off_section_is_placed_once_and_keeps_every_move() -> None:
+    from creditrisk_assets.modeling.registry import sign_off_lines, with_sign_off
+
+    card = model_card(name="m", version="1", intended_use="x", data={}, metrics={"auc": 0.7}, calibration_ece=0.01,
+                      fairness_summary={}, fairness_table=pd.DataFrame(), importance=pd.DataFrame(),
+                      oracle={"bayes_optimal_auc": None}, limitations=["small"],
+                      sections={"Sign-off": sign_off_lines([])})
+    assert "_Not champion yet._" in card and card.index("## Sign-off") < card.index("## Limitations")
+    first = {"at": "2026-12-01T10:00:00", "kind": "gate", "previous": "", "reason": "PASS performance | x"}
+    second = {"at": "2026-12-02T09:00:00", "kind": "approval", "by": "bob", "previous": "3", "reason": "ok"}
+    once = with_sign_off(card, [first])
+    twice = with_sign_off(once, [first, second])
+    assert "_Not champion yet._" not in once and twice.count("## Sign-off") == 1
+    rows = [r for r in twice.split("## Sign-off", 1)[1].split("## ", 1)[0].splitlines() if r.startswith("| 2026")]
+    assert rows == ["| 2026-12-01T10:00:00 | gate | - | - | PASS performance / x |",
+                    "| 2026-12-02T09:00:00 | approval | bob | 3 | ok |"]
+    assert twice.endswith("- small\n") and twice.split("## Sign-off")[0] == card.split("## Sign-off")[0]
+    # a card without the section (older versions) gets it appended, separated from what precedes it
+    assert with_sign_off("# card", [second]).startswith("# card\n\n## Sign-off\n")
+
+
+def test_development_stability_reaches_the_card_and_flags_a_moved_feature() -> None:
+    from creditrisk_assets.modeling.pipeline import stability_lines
+    from creditrisk_assets.monitoring import stability as st
+
+    rng = np.random.default_rng(4)
+    train = pd.DataFrame({"a": rng.normal(size=4000), "b": rng.normal(size=4000)})
+    test = pd.DataFrame({"a": rng.normal(size=2000), "b": rng.normal(loc=1.0, size=2000)})  # b moved
+    scale = Settings().rating_scale
+    ref = st.fit_reference(train, ["a", "b"])
+    p_train, p_test = 1 / (1 + np.exp(3 - 0.5 * train["a"])), 1 / (1 + np.exp(3 - 0.5 * test["a"]))
+    result = st.window_stability(ref, p_train.to_numpy(), test, p_test.to_numpy(), scale, ["a", "b"])
+    lines = stability_lines(result)
+    assert result.ssi.level == st.STABLE and result.unstable_features == ["b"]
+    assert "(stable)" in lines[0] and "1 stable (< 0.10), 0 watch, 1 unstable" in lines[1]
+    table = [ln for ln in "\n".join(lines).splitlines() if ln.startswith(("| b |", "| a |"))]
+    assert [t.split(" | ")[0] for t in table] == ["| b", "| a"]  # largest CSI first

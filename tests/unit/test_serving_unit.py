@@ -10,22 +10,25 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 from starlette.requests import Request
 
 from creditrisk_assets.gold.catalogue import categorical_features, features
 from creditrisk_assets.modeling.dataset import TARGET
+from creditrisk_assets.modeling.reasons import statements_for
 from creditrisk_assets.modeling.train import train_baseline, train_xgboost
 from creditrisk_assets.resources import FolderStore, ObjectStore, ObjectStoreError
 from creditrisk_assets.settings import Settings
 from serving.app import PdService
 from serving.prediction_log import PredictionLogWriter, read_hour
 from serving.schemas import RequestError, RequestParser
-from serving.scoring import ModelInfo, Scorer, risk_band, score_frame
+from serving.scoring import ANSWER_FIELDS, ModelInfo, Scorer, score_frame
 
 FEATURES = features()
 NAMES = [f.name for f in FEATURES]
 CATEGORICAL = categorical_features()
+TERMS = Settings().credit_terms
 
 
 def synthetic(n: int, seed: int = 0) -> pd.DataFrame:
@@ -124,14 +127,28 @@ def test_optional_fields_may_be_null_or_absent() -> None:
 
 
 # ---------------------------------------------------------------------- scoring
-def test_risk_bands() -> None:
-    assert [risk_band(p) for p in (0.0, 0.019, 0.02, 0.07, 0.15, 0.5, 1.0)] == ["A", "A", "B", "C", "D", "E", "E"]
+def test_answers_carry_score_grade_and_statements(models: dict[str, Any]) -> None:
+    scorer = Scorer(models["xgboost"], ModelInfo("m", "1", "champion"), 0.15, TERMS)
+    rows = as_request_rows(models["test"])
+    out = scorer.explain(rows, "all")
+    assert all(tuple(o) == ANSWER_FIELDS for o in out)
+    pds = np.array([o["pd"] for o in out])
+    # the score is the scorecard's points of the PD, the grade the master scale's grade of it
+    assert [o["score"] for o in out] == np.rint(TERMS.scorecard.score(pds)).astype(int).tolist()
+    assert [o["grade"] for o in out] == TERMS.scale.grade_all(pds).tolist()
+    order = np.argsort(pds)  # higher PD: never a higher score nor a better (lower) grade
+    assert np.all(np.diff(np.array([out[i]["score"] for i in order])) <= 0)
+    assert np.all(np.diff(np.array([out[i]["grade"] for i in order])) >= 0)
+    assert len({o["grade"] for o in out}) >= 3  # the test population spans grades, or this proves little
+    assert sum(bool(o["reason_codes"]) for o in out) > len(out) // 2
+    for o in out:  # strict: every code the model gives has its catalogue statement (no fallback text)
+        assert o["reason_statements"] == statements_for(o["reason_codes"], strict=True)
 
 
 @pytest.mark.parametrize("kind", ["xgboost", "baseline"])
 def test_scorer_matches_the_trained_model(models: dict[str, Any], kind: str) -> None:
     trained, test = models[kind], models["test"]
-    scorer = Scorer(trained, ModelInfo("m", "1", "champion"), threshold=0.15)
+    scorer = Scorer(trained, ModelInfo("m", "1", "champion"), 0.15, TERMS)
     pd_, contribs = scorer.score(as_request_rows(test))
     np.testing.assert_allclose(pd_, trained.predict_pd(test), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(contribs, trained.contributions(test), rtol=1e-5, atol=1e-6)
@@ -142,7 +159,7 @@ def test_scorer_matches_the_trained_model(models: dict[str, Any], kind: str) -> 
 
 @pytest.mark.parametrize("kind", ["xgboost", "baseline"])
 def test_reason_codes_only_for_declined_rows_unless_asked(models: dict[str, Any], kind: str) -> None:
-    scorer = Scorer(models[kind], ModelInfo("m", "1", "champion"), threshold=0.15)
+    scorer = Scorer(models[kind], ModelInfo("m", "1", "champion"), 0.15, TERMS)
     rows = as_request_rows(models["test"])
     full, declined_only = scorer.explain(rows, "all"), scorer.explain(rows, "declined")
     decisions = [o["decision"] for o in full]
@@ -159,17 +176,20 @@ def test_reason_codes_only_for_declined_rows_unless_asked(models: dict[str, Any]
 
 
 def test_unknown_category_scores_as_missing(models: dict[str, Any]) -> None:
-    scorer = Scorer(models["xgboost"], ModelInfo("m", "1", "champion"), threshold=0.15)
+    scorer = Scorer(models["xgboost"], ModelInfo("m", "1", "champion"), 0.15, TERMS)
     row = as_request_rows(models["test"].head(1))[0]
     unseen, missing = {**row, "name_income_type": "never-seen"}, {**row, "name_income_type": None}
     assert scorer.score([unseen])[0][0] == scorer.score([missing])[0][0]
 
 
 def test_score_frame_keeps_columns_and_version(models: dict[str, Any]) -> None:
-    scorer = Scorer(models["xgboost"], ModelInfo("m", "7", "champion"), threshold=0.15)
+    scorer = Scorer(models["xgboost"], ModelInfo("m", "7", "champion"), 0.15, TERMS)
     out = score_frame(scorer, models["test"], chunk=64)
     assert len(out) == 300 and (out["model_version"] == "7").all()
-    assert {"sk_id_curr", "pd", "decision", "risk_band", "reason_codes"} <= set(out.columns)
+    assert {"sk_id_curr", *ANSWER_FIELDS} <= set(out.columns)
+    explained = out[out["reason_codes"] != ""]
+    assert len(explained) and all(s == " | ".join(statements_for(c)) for c, s in
+                                  zip(explained["reason_codes"], explained["reason_statements"], strict=True))
 
 
 # ---------------------------------------------------------------------- the service, in process
@@ -186,8 +206,8 @@ def request(method: str, path: str, body: bytes = b"", headers: dict[str, str] |
 def service(tmp_path: Any, models: dict[str, Any]) -> PdService:
     settings = Settings(home=tmp_path, serve_api_key="k3y", prediction_log_flush_s=60)
     svc = PdService(settings)
-    svc.champion = Scorer(models["xgboost"], ModelInfo("m", "1", "champion"), 0.15)
-    svc.challenger = Scorer(models["baseline"], ModelInfo("m", "2", "challenger"), 0.15)
+    svc.champion = Scorer(models["xgboost"], ModelInfo("m", "1", "champion"), 0.15, TERMS)
+    svc.challenger = Scorer(models["baseline"], ModelInfo("m", "2", "challenger"), 0.15, TERMS)
     return svc
 
 
@@ -305,6 +325,32 @@ def test_prediction_log_flushes_by_size_and_on_close_and_keeps_rows_when_the_sto
     assert first["amt_credit"].dtype == "float64" and list(first.columns[:3]) == ["request_id", "logged_at",
                                                                                   "applicant_hash"]
     assert read_hour(store, dt.datetime(2026, 10, 1, 7)).empty
+
+
+def test_an_hour_logged_by_older_code_and_one_by_newer_load_into_one_table(tmp_path: Any) -> None:
+    """The log's columns move with the code (``risk_band`` became ``score`` + ``grade``) and the served model:
+    loading never fails on a column the table lacks; older rows read null there."""
+    import duckdb
+
+    from serving.prediction_log import LOG_TABLE, load_hours
+
+    store = FolderStore(tmp_path)
+    old_hour, new_hour = dt.datetime(2026, 10, 1, 5, tzinfo=dt.UTC), dt.datetime(2026, 10, 1, 6, tzinfo=dt.UTC)
+    old = PredictionLogWriter(store, ["amt_credit"], [], flush_rows=10**6, flush_s=3600)
+    old.schema = pa.schema([f for f in old.schema if f.name not in ("score", "grade")]  # what the older code wrote
+                           + [pa.field("risk_band", pa.string())])
+    old.log([{**r, "risk_band": "B"} for r in log_rows(3, old_hour + dt.timedelta(minutes=5))])
+    old.close()
+    new = PredictionLogWriter(store, ["amt_credit", "new_feature"], [], flush_rows=10**6, flush_s=3600)
+    new.log([{**r, "score": 612, "grade": 4, "new_feature": 2.0} for r in log_rows(2, new_hour + dt.timedelta(minutes=5))])
+    new.close()
+    con = duckdb.connect()
+    con.execute("ATTACH ':memory:' AS lake")
+    assert load_hours(con, store, [old_hour.replace(tzinfo=None), new_hour.replace(tzinfo=None)]) == {
+        old_hour.replace(tzinfo=None): 3, new_hour.replace(tzinfo=None): 2}
+    rows = con.execute(f"SELECT risk_band, score, grade, new_feature FROM {LOG_TABLE} ORDER BY logged_at").fetchall()
+    assert rows == [("B", None, None, None)] * 3 + [(None, 612, 4, 2.0)] * 2
+    assert dict(con.execute(f"SELECT column_name, column_type FROM (DESCRIBE {LOG_TABLE})").fetchall())["grade"] == "BIGINT"
 
 
 # ---------------------------------------------------------------------- config files agree with the code
