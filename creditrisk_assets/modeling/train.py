@@ -111,9 +111,12 @@ def _platt(raw: np.ndarray, a: float, b: float) -> np.ndarray:
 
 
 def calibrate(model: TrainedModel, valid: pd.DataFrame) -> TrainedModel:
-    """Platt scaling fitted on the validation split, kept only if it lowers the validation ECE.
+    """Platt scaling fitted on the validation split, kept only if its slope is positive and it lowers the
+    validation ECE.
 
-    A monotone map: rankings (AUC) and reason codes are unchanged; only the PD levels move.
+    A monotone increasing map: rankings (AUC) and reason codes are unchanged; only the PD levels move. A
+    slope at or below 0 (validation ranks opposite to the model, e.g. after a regime change) would reverse
+    the ranking, so it is refused and recorded.
     """
     from sklearn.linear_model import LogisticRegression
 
@@ -124,12 +127,38 @@ def calibrate(model: TrainedModel, valid: pd.DataFrame) -> TrainedModel:
     a, b = float(fit.coef_[0, 0]), float(fit.intercept_[0])
     before, after = calibration(y, raw)[1], calibration(y, _platt(raw, a, b))[1]
     model.params.update({"valid_ece_raw": round(before, 5), "valid_ece_platt": round(after, 5)})
-    if after < before:
+    if a <= 0:
+        model.params["calibration"] = f"none (Platt slope {a:.4f} <= 0 would reverse the ranking)"
+    elif after < before:
         model.platt = (a, b)
         model.params["calibration"] = f"platt a={a:.4f} b={b:.4f}"
     else:
         model.params["calibration"] = "none (raw PDs better calibrated on validation)"
     return model
+
+
+def weighted_rows(train: pd.DataFrame, sample_weight: np.ndarray | None
+                  ) -> tuple[pd.DataFrame, np.ndarray | None, dict[str, Any]]:
+    """The train rows a model learns from, their weights and what to record about them (model params).
+
+    ``sample_weight`` (one per row of ``train``, e.g. ``dataset.recency_weights``): rows of weight 0 are left
+    out, the others weigh in the fit. None: every row, unweighted, nothing recorded.
+    """
+    if sample_weight is None:
+        return train, None, {}
+    w = np.asarray(sample_weight, dtype=float).ravel()
+    if w.shape != (len(train),):
+        raise ValueError(f"sample_weight has {w.size} values for {len(train)} train rows")
+    if not np.isfinite(w).all() or (w < 0).any():
+        raise ValueError("sample_weight must be finite and >= 0")
+    keep = w > 0
+    if not keep.any():
+        raise ValueError("every sample weight is 0: no train row left to learn from")
+    w = w[keep]
+    effective = float(w.sum() ** 2 / np.square(w).sum())  # Kish's effective sample size
+    return train[keep], w, {"sample_weight": f"{int(keep.sum())} of {len(train)} train rows, "
+                                             f"effective size {effective:.0f}",
+                            "train_rows_weighted": int(keep.sum()), "train_effective_rows": round(effective, 1)}
 
 
 def baseline_pipeline(numeric: list[str], categorical: list[str], seed: int = SEED) -> Pipeline:
@@ -149,14 +178,20 @@ def baseline_pipeline(numeric: list[str], categorical: list[str], seed: int = SE
 
 
 def train_baseline(train: pd.DataFrame, features: list[str], categorical: list[str], seed: int = SEED,
-                   valid: pd.DataFrame | None = None) -> TrainedModel:
+                   valid: pd.DataFrame | None = None, sample_weight: np.ndarray | None = None) -> TrainedModel:
+    """``sample_weight`` (see ``weighted_rows``) weighs the logistic fit; imputation and scaling are fitted on
+    the kept rows unweighted. Calibration on ``valid`` is never weighted."""
     started = time.perf_counter()
+    train, weight, recorded = weighted_rows(train, sample_weight)
     numeric = [c for c in features if c not in categorical]
     model = TrainedModel("baseline", baseline_pipeline(numeric, categorical, seed), features, categorical,
-                         params={"C": 0.5, "encoding": "one-hot (min_frequency 20)", "imputation": "median + indicator"})
-    model.model.fit(model.matrix(train), train[TARGET].to_numpy())
+                         params={"C": 0.5, "encoding": "one-hot (min_frequency 20)", "imputation": "median + indicator",
+                                 **recorded})
+    model.model.fit(model.matrix(train), train[TARGET].to_numpy(), logit__sample_weight=weight)
     z = model.model.named_steps["prepare"].transform(model.matrix(train))
-    model.center = np.asarray(z.mean(axis=0)).ravel()
+    # contributions are taken against the (weighted) training mean of each transformed column
+    model.center = (np.asarray(z.mean(axis=0)).ravel() if weight is None
+                    else np.asarray(z.T @ weight).ravel() / weight.sum())
     if valid is not None:
         calibrate(model, valid)
     model.train_seconds = time.perf_counter() - started
@@ -170,19 +205,23 @@ def _sample_params(rng: np.random.Generator) -> dict[str, Any]:
 def train_xgboost(train: pd.DataFrame, valid: pd.DataFrame, features: list[str], categorical: list[str],
                   seed: int = SEED, trials: int = 6, time_budget_s: float = 120.0,
                   num_boost_round: int = 2000, early_stopping_rounds: int = 50,
-                  candidates: list[dict[str, Any]] | None = None) -> TrainedModel:
+                  candidates: list[dict[str, Any]] | None = None,
+                  sample_weight: np.ndarray | None = None) -> TrainedModel:
     """A small seeded random search (first trial: a sensible default), early stopping on validation AUC.
 
     Stops early when the time budget is spent; the best trial by validation AUC wins. ``candidates``
     replaces the search with the given parameter sets (e.g. to retrain a chosen configuration).
+    ``sample_weight`` (see ``weighted_rows``) weighs the train rows; validation (early stopping, the
+    choice of trial, calibration) is never weighted.
     """
     import xgboost as xgb
     from sklearn.metrics import roc_auc_score
 
     started = time.perf_counter()
+    train, weight, recorded = weighted_rows(train, sample_weight)
     categories = {c: sorted(train[c].dropna().astype(str).unique().tolist()) for c in categorical}
     shell = TrainedModel("xgboost", None, features, categorical, categories=categories)
-    dtrain = xgb.DMatrix(shell.matrix(train), label=train[TARGET].to_numpy(), enable_categorical=True)
+    dtrain = xgb.DMatrix(shell.matrix(train), label=train[TARGET].to_numpy(), weight=weight, enable_categorical=True)
     dvalid = xgb.DMatrix(shell.matrix(valid), label=valid[TARGET].to_numpy(), enable_categorical=True)
     rng = np.random.default_rng(seed)
     if candidates is None:
@@ -201,7 +240,7 @@ def train_xgboost(train: pd.DataFrame, valid: pd.DataFrame, features: list[str],
         if best is None or auc > best[0]:
             best = (auc, booster, full)
     assert best is not None
-    shell.model, shell.params = best[1], {**best[2], "best_iteration": best[1].best_iteration}
+    shell.model, shell.params = best[1], {**best[2], "best_iteration": best[1].best_iteration, **recorded}
     calibrate(shell, valid)
     shell.search, shell.train_seconds = search, time.perf_counter() - started
     return shell

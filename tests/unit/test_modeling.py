@@ -145,3 +145,19 @@ def test_a_model_trained_without_a_group_needs_none_of_its_columns(kind: str) ->
     noisy = test.assign(bureau_count=99, cc_max=1e6)
     np.testing.assert_array_equal(PdModel(model).predict(None, noisy), model.predict_pd(test))
     assert model.contributions(only_application).shape == (len(test), 2)
+
+
+def test_calibration_never_reverses_the_ranking() -> None:
+    """Validation that ranks opposite to the model (a regime change) gives a negative Platt slope: refused."""
+    from sklearn.metrics import roc_auc_score
+
+    from creditrisk_assets.modeling.train import calibrate
+
+    frame = synthetic(4000, seed=3)
+    train, valid = frame[frame["split"] == "train"], frame[frame["split"] == "valid"].copy()
+    model = train_baseline(train, FEATURES, CATEGORICAL)
+    auc = roc_auc_score(valid[TARGET], model.predict_pd(valid))
+    valid[TARGET] = 1 - valid[TARGET]  # the labels flip: any positive-slope map keeps the model's ranking
+    calibrated = calibrate(model, valid)
+    assert calibrated.platt is None and "would reverse the ranking" in calibrated.params["calibration"]
+    assert roc_auc_score(1 - valid[TARGET], calibrated.predict_pd(valid)) == auc
