@@ -1,11 +1,17 @@
 """``creditrisk`` command: simulate, import, demo, serve, model lifecycle (promote, approve, retire, rollback,
-models), erasure, retention."""
+models), erasure, retention.
+
+``creditrisk --help`` lists every command (``COMMANDS``), ``creditrisk --version`` prints the package version.
+A wrong setting, an unreachable MLflow, object store or Ray cluster ends a command with one line on stderr,
+``creditrisk <command>: <what to fix>`` (exit 2 for a setting, 1 for a service), never a traceback; any other
+exception is a bug and keeps its traceback."""
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
 import sys
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -13,62 +19,173 @@ if TYPE_CHECKING:
 
     from .settings import Settings
 
+#: every command, with its one-line help (``creditrisk --help``); each answers ``--help`` with its options
+COMMANDS: dict[str, str] = {
+    "simulate": "write simulated hourly drops into the landing area (or Home Credit files)",
+    "import homecredit": "land the Home Credit Default Risk files (Kaggle, unzipped)",
+    "import table": "land a lender's own application table per a mapping YAML",
+    "demo": "the whole loop end to end on a fresh embedded data home",
+    "serve": "serve the champion over HTTP with Ray Serve (run | start | stop | status)",
+    "promote": "make a model version the champion (the gate decides; --override)",
+    "approve": "approve a challenger that awaits approval: it becomes champion",
+    "retire": "retire a version: aliases removed, tagged `retired`, artefacts kept",
+    "rollback": "put the previous champion back",
+    "models": "list versions, aliases, approvals, retirements and promotion history",
+    "forget": "erase one applicant (by national id) everywhere; prints counts, never the id",
+    "retention": "delete raw hours older than CREDITRISK_RETENTION_DAYS",
+}
+#: the longer description a command's own ``--help`` shows (default: its ``COMMANDS`` line)
+DESCRIPTIONS: dict[str, str] = {
+    "promote": "Make a registered model version the champion: runs the gate on its recorded metrics against the "
+               "champion's; --override promotes a refused version (recorded).",
+    "approve": "Approve a challenger that passed the gate and awaits approval (CREDITRISK_PROMOTION_APPROVAL="
+               "required): it becomes champion.",
+    "forget": "Erase one applicant (by national id) from silver, quarantine, gold and the prediction log; prints "
+              "counts per table, never the id.",
+    "retention": "Delete landing / bronze / prediction-log hours older than CREDITRISK_RETENTION_DAYS (0: keep); "
+                 "prints what was deleted.",
+}
+
+
+def version() -> str:
+    """The installed ``creditrisk`` package's version."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as dist_version
+
+    try:
+        return dist_version("creditrisk")
+    except PackageNotFoundError:  # run from a checkout that is not installed
+        return "unknown (not installed)"
+
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; a configuration or connection problem is one line on stderr (``failure_exit``)."""
     argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["simulate"]:
-        from .simulate.cli import main as simulate_main
+    try:
+        return dispatch(argv)
+    except Exception as exc:
+        code = failure_exit(exc)
+        if code is None:
+            raise  # a bug: keep the traceback
+        print(f"creditrisk {command_of(argv)}: {one_line(exc)}", file=sys.stderr)
+        return code
 
-        return simulate_main(argv[1:])
-    if argv[:2] == ["import", "homecredit"]:
-        from .ingest.homecredit import main as homecredit_main
 
-        return homecredit_main(argv[2:])
-    if argv[:2] == ["import", "table"]:
-        from .ingest.mapping import main as mapping_main
+def failure_exit(exc: BaseException) -> int | None:
+    """The exit code for a problem the user fixes outside the code: 2 for a wrong ``CREDITRISK_*`` setting, 1
+    for an unreachable MLflow, object store or Ray cluster; None for anything else (a bug).
 
-        return mapping_main(argv[2:])
+    Only the modules already imported are consulted: an exception cannot come from a module that never
+    loaded, and ``--help`` stays fast (no MLflow, DuckDB or Ray import here)."""
+    from .settings import SettingsError
+
+    if isinstance(exc, SettingsError):
+        return 2
+    for module, name in (("creditrisk_assets.resources", "ObjectStoreError"),
+                         ("creditrisk_assets.modeling.registry", "MlflowUnavailable"),
+                         ("serving.runtime", "ServingError")):
+        cls = getattr(sys.modules.get(module), name, None)
+        if isinstance(cls, type) and isinstance(exc, cls):
+            return 1
+    return None
+
+
+def one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text or type(exc).__name__
+
+
+def command_of(argv: list[str]) -> str:
+    """The command words of ``argv`` (``import homecredit``, ``models``), as ``COMMANDS`` names them."""
+    for words in (2, 1):
+        name = " ".join(argv[:words])
+        if name in COMMANDS:
+            return name
+    return argv[0] if argv else ""
+
+
+def top_parser() -> argparse.ArgumentParser:
+    width = max(len(name) for name in COMMANDS) + 2
+    listing = "\n".join(f"  {name:<{width}}{text}" for name, text in COMMANDS.items())
+    ap = argparse.ArgumentParser(
+        prog="creditrisk", usage="creditrisk [-h] [--version] <command> [options]",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="The credit-risk platform's commands. Settings come from CREDITRISK_* environment\n"
+                    "variables (README, section Settings).",
+        epilog=f"commands:\n{listing}\n\n`creditrisk <command> --help` shows a command's options.")
+    ap.add_argument("--version", action="version", version=f"creditrisk {version()}")
+    return ap
+
+
+def dispatch(argv: list[str]) -> int:
+    passthrough: dict[str, Callable[[list[str]], int]] = {
+        "simulate": _simulate, "import homecredit": _import_homecredit, "import table": _import_table,
+        "serve": serve_main, "demo": _demo}
+    name = command_of(argv)
+    if name in passthrough:
+        return passthrough[name](argv[len(name.split()):])
     if argv[:1] == ["import"]:
         print("creditrisk import: name what to import: `creditrisk import homecredit --source DIR` or "
               "`creditrisk import table --source FILE --mapping MAPPING.yml`", file=sys.stderr)
         return 2
-    if argv[:1] == ["serve"]:
-        return serve_main(argv[1:])
-    if argv[:1] == ["demo"]:
-        from .demo import main as demo_main
-
-        return demo_main(argv[1:])
-    ap = argparse.ArgumentParser(prog="creditrisk", description="creditrisk commands "
-                                 "(also: `creditrisk simulate --help`, `creditrisk import homecredit --help`, "
-                                 "`creditrisk import table --help`, `creditrisk serve --help`, `creditrisk demo`)")
-    sub = ap.add_subparsers(dest="cmd", required=True)
-    p = sub.add_parser("promote", help="make a registered model version the champion: runs the gate on its recorded "
-                       "metrics against the champion's; --override promotes a refused version (recorded)")
+    ap = top_parser()
+    if not argv:
+        ap.print_help(sys.stderr)
+        return 2
+    if not argv[0].startswith("-") and name not in COMMANDS:
+        print(f"creditrisk: no command {argv[0]!r}; the commands: {', '.join(COMMANDS)} (creditrisk --help)",
+              file=sys.stderr)
+        raise SystemExit(2)  # as argparse does for a wrong command line
+    sub = ap.add_subparsers(dest="cmd", required=True, metavar="<command>", help=argparse.SUPPRESS)
+    add = lambda cmd: sub.add_parser(cmd, prog=f"creditrisk {cmd}", help=COMMANDS[cmd],  # noqa: E731
+                                     description=DESCRIPTIONS.get(cmd, COMMANDS[cmd]))
+    p = add("promote")
     p.add_argument("--version", required=True)
     p.add_argument("--reason", default="manual promotion")
     p.add_argument("--by", default="", help="who promotes (recorded)")
     p.add_argument("--override", action="store_true", help="promote even if the gate refuses (recorded as an override)")
-    p = sub.add_parser("approve", help="approve a challenger that passed the gate and awaits approval "
-                       "(CREDITRISK_PROMOTION_APPROVAL=required): it becomes champion")
+    p = add("approve")
     p.add_argument("--version", required=True)
     p.add_argument("--by", required=True, help="who approves (recorded)")
     p.add_argument("--reason", required=True, help="why (recorded)")
-    p = sub.add_parser("retire", help="retire a version: aliases removed, tagged `retired`, artefacts kept")
+    p = add("retire")
     p.add_argument("--version", required=True)
     p.add_argument("--reason", default="retired by hand")
     p.add_argument("--by", default="")
-    p = sub.add_parser("rollback", help="put the previous champion back")
+    p = add("rollback")
     p.add_argument("--by", default="", help="who rolls back (recorded)")
-    sub.add_parser("models", help="list versions, aliases, approvals, retirements and the promotion history")
-    p = sub.add_parser("forget", help="erase one applicant (by national id) from silver, quarantine, gold and the "
-                       "prediction log; prints counts per table, never the id")
+    add("models")
+    p = add("forget")
     p.add_argument("--national-id", required=True)
-    sub.add_parser("retention", help="delete landing / bronze / prediction-log hours older than "
-                   "CREDITRISK_RETENTION_DAYS (0: keep); prints what was deleted")
+    add("retention")
     args = ap.parse_args(argv)
     if args.cmd in ("forget", "retention"):
         return privacy_main(args)
     return models_main(args)
+
+
+def _simulate(argv: list[str]) -> int:
+    from .simulate.cli import main as simulate_main
+
+    return simulate_main(argv)
+
+
+def _import_homecredit(argv: list[str]) -> int:
+    from .ingest.homecredit import main as homecredit_main
+
+    return homecredit_main(argv)
+
+
+def _import_table(argv: list[str]) -> int:
+    from .ingest.mapping import main as mapping_main
+
+    return mapping_main(argv)
+
+
+def _demo(argv: list[str]) -> int:
+    from .demo import main as demo_main
+
+    return demo_main(argv)
 
 
 def models_main(args: argparse.Namespace) -> int:
@@ -213,6 +330,8 @@ def serve_main(argv: list[str]) -> int:
             runtime.cluster_file(settings).unlink(missing_ok=True)
         print("stopped" if running else "not running")
         return 0
+    print("starting Ray and deploying the champion (up to a few minutes on a small machine) ...", file=sys.stderr,
+          flush=True)
     cluster, config = runtime.ensure_deployed(settings)
     print(f"serving champion version {config['champion']} (challenger {config.get('challenger') or 'none'}, "
           f"mode {config['mode']}) at {cluster.url}")

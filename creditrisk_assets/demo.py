@@ -27,7 +27,7 @@ import dagster as dg
 from .contracts import TABLE_NAMES
 from .definitions import build_definitions
 from .ingest.bronze import read_audit_log
-from .layout import HOUR_FMT
+from .layout import HOUR_FMT, LANDING_PREFIX, MONITORING_REPORTS_PREFIX, report_key
 from .logs import configure_logging
 from .resources import Lake, open_store_for_writing
 from .settings import Settings
@@ -69,8 +69,17 @@ def run_ingest(defs: dg.Definitions, first: str, last: str, instance: dg.Dagster
     )
 
 
+def materialize(defs: dg.Definitions, key: dg.AssetKey, instance: dg.DagsterInstance,
+                partition_key: str | None = None) -> dg.ExecuteInProcessResult:
+    """One asset now, in this process: what its automation condition has the daemon do under ``make dev``."""
+    job = defs.resolve_implicit_job_def_def_for_assets([key])
+    assert job is not None, key
+    return job.execute_in_process(instance=instance, run_config=QUIET, asset_selection=[key],
+                                  partition_key=partition_key)
+
+
 def run_profile(defs: dg.Definitions, instance: dg.DagsterInstance) -> bool:
-    return defs.resolve_job_def("profile_silver").execute_in_process(instance=instance, run_config=QUIET).success
+    return materialize(defs, dg.AssetKey(["silver", "profile"]), instance).success
 
 
 def check_failures(result: dg.ExecuteInProcessResult) -> list[str]:
@@ -169,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{settings.drift_consecutive_windows} drifted windows (share >= {settings.drift_share_threshold}), canary "
           f"approval-rate tolerance ±{settings.canary_max_approval_delta}")
     print(f"[1/{steps}] simulating {args.hours} hours x {args.rows_per_hour} applications/hour into "
-          f"{store.uri('landing')}, drift `{args.drift}` from hour {args.drift_hour}")
+          f"{store.uri(LANDING_PREFIX)}, drift `{args.drift}` from hour {args.drift_hour}")
     t0 = time.perf_counter()
     sim = simulate(SimulationConfig(start=start.strftime("%Y-%m-%dT%H:%M"), hours=args.hours,
                                     rows_per_hour=args.rows_per_hour, seed=args.seed, anomalies=DEMO_ANOMALIES,
@@ -187,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"      run {result.run_id[:8]} {'succeeded' if result.success else 'FAILED'}, "
           f"{len(failed_checks)} failed asset check(s) ({time.perf_counter() - t0:.1f}s)")
     print(f"      data profile of silver: {'ok' if run_profile(defs, instance) else 'FAILED'} "
-          f"(Evidently HTML at {store.uri('reports/profile/application.html')})")
+          f"(Evidently HTML at {store.uri(report_key('profile', 'application.html'))})")
 
     print(f"[3/{steps}] train, evaluate, register and gate the PD models (job `train_and_promote`, MLflow)")
     t0 = time.perf_counter()
@@ -215,12 +224,11 @@ def main(argv: list[str] | None = None) -> int:
     scored = replay_traffic(url, ids)
     ok = ok and scored == len(ids)
     print(f"[5/{steps}] monitoring before the shift: {scored} of {len(ids)} applications scored over HTTP, "
-          "then jobs `collect_prediction_log`, `monitor` and the drift sensor")
+          "then asset `serving/prediction_log`, job `monitor` and the drift sensor")
     time.sleep(settings.prediction_log_flush_s + 1)  # the replicas flush their log batches
     now = dt.datetime.now(dt.UTC).replace(minute=0, second=0, microsecond=0, tzinfo=None)
     for h in (now - dt.timedelta(hours=1), now):
-        defs.resolve_job_def("collect_prediction_log").execute_in_process(
-            instance=instance, run_config=QUIET, partition_key=h.strftime(HOUR_FMT))
+        materialize(defs, dg.AssetKey(["serving", "prediction_log"]), instance, partition_key=h.strftime(HOUR_FMT))
     monitor = run_job(defs, "monitor", instance)
     requests, skip, cursor = evaluate_sensor(defs, instance, "drift_sensor")
     print(f"      {_drift_line(monitor)}; drift sensor: {skip or f'{len(requests)} retrain request(s)'}")
@@ -257,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"[8/{steps}] where every landed row went:")
     ok = _print_accounting(settings, store) and ok and result.success and later.success and not failed_checks
-    reports = sorted(o.key for o in store.list("monitoring/reports/"))
+    reports = sorted(o.key for o in store.list(MONITORING_REPORTS_PREFIX))
     print("\nWhere to look:")
     print("  Dagster UI      make dev  →  http://127.0.0.1:3000  (Assets by group; Runs: the runs above; Sensors)")
     print(f"  serving         curl -s -X POST {url}/predict -H 'content-type: application/json' -d '{{\"sk_id_curr\": 100001}}'")

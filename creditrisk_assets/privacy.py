@@ -53,16 +53,21 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from .ingest.bronze import MALFORMED_SUFFIX
-from .layout import partition_hour_of_key
+from .layout import (
+    BATCH_SCORES_PREFIX,
+    BRONZE_PREFIX,
+    LANDING_PREFIX,
+    PREDICTION_LOG_PREFIX,
+    bronze_table_prefix,
+    partition_hour_of_key,
+)
 from .quality.pii import hmac_sql, pseudonymise
 from .quality.silver import lit, q
 from .resources import LAKE_ALIAS, Lake, ObjectStore
 from .settings import Settings
 
 META = f"__ducklake_metadata_{LAKE_ALIAS}"
-PREDICTION_LOG_PREFIX = "serving/prediction_log/"
-BATCH_SCORES_PREFIX = "serving/batch_scores/"
-RAW_PREFIXES = ("landing/", "bronze/", PREDICTION_LOG_PREFIX)
+RAW_PREFIXES = (LANDING_PREFIX, BRONZE_PREFIX, PREDICTION_LOG_PREFIX)
 #: silver tables whose rows carry no applicant data (per-file schema events)
 SKIP_TABLES = {("silver", "schema_events")}
 
@@ -206,7 +211,7 @@ def _malformed_application_hmacs(con: duckdb.DuckDBPyConnection, store: ObjectSt
                                  key: str) -> set[str]:
     """HMACs of bronze's unparseable ``application`` lines that contain the national id (how the
     quarantine payload of such a line identifies it)."""
-    uris = [store.uri(o.key) for o in store.list("bronze/application/") if o.key.endswith(MALFORMED_SUFFIX)]
+    uris = [store.uri(o.key) for o in store.list(bronze_table_prefix("application")) if o.key.endswith(MALFORMED_SUFFIX)]
     if not uris or not national_id.strip():
         return set()
     rows = con.execute(f"SELECT DISTINCT {hmac_sql('_raw_line', key)} FROM read_parquet([{', '.join(lit(u) for u in uris)}], "

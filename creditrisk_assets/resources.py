@@ -23,6 +23,7 @@ from typing import TypeVar
 
 import duckdb
 
+from .layout import LAKE_DATA_PREFIX
 from .settings import Settings
 
 DUCKDB_VERSION = duckdb.__version__
@@ -363,8 +364,8 @@ class Lake:
     def data_path(self) -> str:
         s = self.settings
         if s.object_store == "s3":
-            return f"s3://{s.s3_bucket}/lake/"
-        return str(s.resolved_store_root / "lake") + "/"
+            return f"s3://{s.s3_bucket}/{LAKE_DATA_PREFIX}"
+        return str(s.resolved_store_root / LAKE_DATA_PREFIX.rstrip("/")) + "/"
 
     def connect_lake(self, threads: int | None = None) -> duckdb.DuckDBPyConnection:
         con = self.connect(threads=threads)

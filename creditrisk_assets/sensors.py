@@ -1,5 +1,6 @@
 """Sensors: new landed hours → bronze runs (one per contiguous range of hours); sustained drift or decayed
-performance of the champion → ``retrain_and_deploy`` (once per evidence); alerts."""
+performance of the champion → ``retrain_and_deploy`` (once per evidence); the automation conditions
+(prediction log, monitoring, silver profile); alerts (failed runs, assets failing their freshness policy)."""
 
 from collections.abc import Callable
 from typing import Any
@@ -7,6 +8,7 @@ from typing import Any
 import dagster as dg
 
 from .ingest.landing import ingested_cursor, plan_ingestion
+from .layout import LANDING_PREFIX
 from .resources import Lake, ObjectStore
 
 
@@ -16,7 +18,7 @@ def build_landing_sensor(job: Any, partitions_def: dg.TimeWindowPartitionsDefini
                description="Requests bronze ingestion for every landed hour that is new or changed.")
     def landing_sensor(context: dg.SensorEvaluationContext, store: dg.ResourceParam[ObjectStore],
                        lake: dg.ResourceParam[Lake]):
-        objects = store.list("landing/")
+        objects = store.list(LANDING_PREFIX)
         valid = set(partitions_def.get_partition_keys())
         seen = context.cursor
         if seen is None:  # first tick: what bronze already holds counts as seen
@@ -54,8 +56,25 @@ PERFORMANCE_KEY = dg.AssetKey(["monitoring", "performance"])
 DRIFT_REQUEST_TAG = "creditrisk/drift_request"
 #: the same for the performance sensor
 PERFORMANCE_REQUEST_TAG = "creditrisk/performance_request"
+#: the assets with a freshness policy (``definitions.freshness_policy``), alerted on by ``stale_assets_alert``
 WATCHED_FOR_STALENESS = [dg.AssetKey(["gold", "applicant_features"]), dg.AssetKey(["serving", "prediction_log"]),
                          DRIFT_KEY]
+#: the name Dagster gives the sensor it adds for automation conditions; declared here, running by default
+AUTOMATION_SENSOR = "default_automation_condition_sensor"
+
+
+def build_automation_sensor() -> dg.AutomationConditionSensorDefinition:
+    """Evaluates every asset's automation condition (every 30 s, in the daemon).
+
+    Declared rather than left to Dagster: the sensor Dagster adds by itself for assets with automation
+    conditions starts *stopped* on an OSS instance (``dagster dev``), so nothing would run until someone
+    switched it on in the UI."""
+    return dg.AutomationConditionSensorDefinition(
+        AUTOMATION_SENSOR, target=dg.AssetSelection.all(), default_status=dg.DefaultSensorStatus.RUNNING,
+        minimum_interval_seconds=30,
+        description="Runs the automation conditions: the prediction log's last two hours and then "
+                    "monitoring/drift at :05 every hour (UTC), monitoring/performance after the next ingest, "
+                    "silver/profile after every silver update.")
 
 
 def _value(metadata: dict[str, Any], key: str) -> Any:
@@ -150,26 +169,27 @@ def build_alert_sensors(settings: Any) -> list[dg.SensorDefinition]:
             "run_failed", f"run of {run.job_name} failed", (context.failure_event.message or "")[:500],
             {"run id": run.run_id, "job": run.job_name}))
 
-    @dg.sensor(name="stale_assets_alert", minimum_interval_seconds=600, default_status=dg.DefaultSensorStatus.RUNNING,
-               description="Posts an alert when gold, the prediction log or drift monitoring has not been "
-                           "materialised for CREDITRISK_FRESHNESS_MAX_LAG_HOURS (once per staleness).")
+    @dg.sensor(name="stale_assets_alert", minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING,
+               description="Posts an alert when gold, the prediction log or drift monitoring fails its freshness "
+                           "policy (not materialised for CREDITRISK_FRESHNESS_MAX_LAG_HOURS, as evaluated by the "
+                           "daemon), once per failure.")
     def stale_assets_alert(context: dg.SensorEvaluationContext):
         import json
-        import time
 
-        from .monitoring.loop import stale_assets
-
-        latest: dict[str, float | None] = {}
-        for key in WATCHED_FOR_STALENESS:
-            event = context.instance.get_latest_materialization_event(key)
-            latest[key.to_user_string()] = event.timestamp if event else None
-        stale = stale_assets(latest, time.time(), settings.freshness_max_lag_hours * 3600)
+        records = context.instance.get_freshness_state_records(WATCHED_FOR_STALENESS)
+        failing = stale_from_freshness({k.to_user_string(): r.freshness_state for k, r in records.items()})
         alerted = set(json.loads(context.cursor or "[]"))
-        for name in sorted(set(stale) - alerted):
+        for name in sorted(set(failing) - alerted):
             send_alert(settings.alert_webhook_url, Alert(
                 "stale_asset", f"{name} is stale",
-                f"not materialised for more than {settings.freshness_max_lag_hours} h", {"asset": name}))
-        context.update_cursor(json.dumps(sorted(stale)))  # fresh again: a later staleness alerts anew
-        return dg.SkipReason(f"stale: {', '.join(stale) or 'none'}")
+                f"fails its freshness policy: not materialised for more than {settings.freshness_max_lag_hours} h",
+                {"asset": name}))
+        context.update_cursor(json.dumps(failing))  # fresh again: a later failure alerts anew
+        return dg.SkipReason(f"failing their freshness policy: {', '.join(failing) or 'none'}")
 
     return [run_failure_alert, stale_assets_alert]
+
+
+def stale_from_freshness(states: dict[str, Any]) -> list[str]:
+    """The assets whose latest freshness state (the daemon's ``FreshnessState``, a ``str`` enum) is FAIL, sorted."""
+    return sorted(name for name, state in states.items() if getattr(state, "value", state) == "FAIL")

@@ -43,6 +43,7 @@ from starlette.responses import Response
 from creditrisk_assets.contracts import TABLES
 from creditrisk_assets.gold import online
 from creditrisk_assets.gold.catalogue import categorical_features
+from creditrisk_assets.layout import LATEST_DRIFT_KEY
 from creditrisk_assets.logs import configure_logging
 from creditrisk_assets.quality.pii import pseudonymise
 from creditrisk_assets.resources import object_store_from_settings
@@ -96,7 +97,6 @@ class _NoMetric:
 DRIFT_GAUGES = {"drift_share": "share of features drifted in the latest window",
                 "prediction_psi": "PSI of predicted PD, latest window vs the champion's reference",
                 "drift_detected": "1 when the latest window counts as drifted"}
-LATEST_DRIFT_KEY = "monitoring/latest_drift.json"
 
 
 class _Metrics:

@@ -9,6 +9,7 @@ from pathlib import PurePosixPath
 import pandas as pd
 
 from creditrisk_assets.gold.lookup import GOLD_TABLE
+from creditrisk_assets.layout import batch_scores_key
 from creditrisk_assets.modeling import registry
 from creditrisk_assets.resources import Lake, ObjectStore
 from creditrisk_assets.settings import Settings
@@ -51,7 +52,7 @@ def score_batch(settings: Settings, store: ObjectStore, lake: Lake, input_key: s
     if missing:
         raise ValueError(f"{input_key or GOLD_TABLE} lacks feature column(s): {', '.join(missing[:10])}")
     scored = score_frame(scorer, frame, reasons=settings.serve_reason_codes)
-    out_key = f"serving/batch_scores/{stem}-v{version}.parquet"
+    out_key = batch_scores_key(stem, version)
     buf = io.BytesIO()
     scored.to_parquet(buf, index=False)
     store.put_bytes(out_key, buf.getvalue())

@@ -35,7 +35,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from creditrisk_assets.layout import prediction_log_prefix
+from creditrisk_assets.layout import prediction_log_prefix, prediction_log_segment_key
 from creditrisk_assets.resources import ObjectStore
 
 log = logging.getLogger("creditrisk.serving.prediction_log")
@@ -135,7 +135,7 @@ class PredictionLogWriter:
             at = row["logged_at"]
             by_hour.setdefault(at.replace(minute=0, second=0, microsecond=0), []).append(row)
         for hour in sorted(by_hour):
-            key = f"{prediction_log_prefix(hour)}{writer_id}-{segment:06d}.parquet"
+            key = prediction_log_segment_key(hour, writer_id, segment)
             self.store.put_bytes(key, _parquet(by_hour[hour], self.schema))
 
     def recover_orphans(self) -> int:

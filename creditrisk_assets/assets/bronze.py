@@ -7,17 +7,8 @@ import pandas as pd
 from ..contracts import TABLES, contract_markdown
 from ..ingest.bronze import PartitionResult, ingest_partitions
 from ..metadata import mask_pii, md_table
+from ..partitions import hours_of
 from ..resources import Lake, ObjectStore
-
-
-def hours_of(context: dg.AssetExecutionContext) -> list:
-    """Every hour in the run's partition (range)."""
-    window = context.partition_time_window
-    hours, h = [], window.start
-    while h < window.end:
-        hours.append(h.replace(tzinfo=None))
-        h = h + pd.Timedelta(hours=1)
-    return hours
 
 
 def bronze_metadata(results: list[PartitionResult], table: str) -> dict[str, dg.MetadataValue]:

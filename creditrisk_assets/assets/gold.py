@@ -8,7 +8,7 @@ import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
 
 from ..gold.catalogue import catalogue_markdown
-from ..gold.profiles import PROJECT_DIR
+from ..gold.dbt_profiles import PROJECT_DIR
 from ..resources import LAKE_POOL, Lake
 
 

@@ -8,14 +8,24 @@ from ..metadata import md_table
 from ..monitoring.alerts import Alert, send_alert
 from ..resources import Lake, ObjectStore
 from ..settings import Settings
+from .serving import COLLECT_CRON
+
+GOLD_FEATURES = dg.AssetKey(["gold", "applicant_features"])
 
 MONITORING = "monitoring"
 DRIFT = dg.AssetKey([MONITORING, "drift"])
 PERFORMANCE = dg.AssetKey([MONITORING, "performance"])
+#: after every collection tick, once the prediction log has been collected since the tick (gold need not
+#: have moved: the reference is the champion's training data, the traffic is in the prediction log)
+DRIFT_AUTOMATION = dg.AutomationCondition.on_cron(COLLECT_CRON).ignore(
+    dg.AssetSelection.assets(GOLD_FEATURES)).with_label(f"at {COLLECT_CRON}, once the prediction log is collected")
+#: after every collection tick, once gold and the loan outcomes have been ingested since the tick
+PERFORMANCE_AUTOMATION = dg.AutomationCondition.on_cron(COLLECT_CRON).with_label(
+    f"at {COLLECT_CRON}, once gold and the loan outcomes are ingested")
 
 
-@dg.asset(key=DRIFT, group_name=MONITORING, kinds={"evidently", "ducklake"},
-          deps=[dg.AssetKey(["gold", "applicant_features"]), dg.AssetKey(["serving", "prediction_log"])],
+@dg.asset(key=DRIFT, group_name=MONITORING, kinds={"evidently", "ducklake"}, automation_condition=DRIFT_AUTOMATION,
+          deps=[GOLD_FEATURES, dg.AssetKey(["serving", "prediction_log"])],
           description="Evidently data drift of the champion's features (reference: its training applications) "
                       "and PSI of its predicted PD, per recent window; HTML reports in the object store, the "
                       "time series in `lake.monitoring.drift_metrics`. Recommends a retrain after "
@@ -86,8 +96,8 @@ def drift(context: dg.AssetExecutionContext, store: dg.ResourceParam[ObjectStore
     })
 
 
-@dg.asset(key=PERFORMANCE, group_name=MONITORING, kinds={"ducklake"},
-          deps=[dg.AssetKey(["gold", "applicant_features"]), dg.AssetKey(["silver", "loan_outcome"])],
+@dg.asset(key=PERFORMANCE, group_name=MONITORING, kinds={"ducklake"}, automation_condition=PERFORMANCE_AUTOMATION,
+          deps=[GOLD_FEATURES, dg.AssetKey(["silver", "loan_outcome"])],
           description="The champion's AUC, calibration (ECE) and observed default rate vs mean predicted PD per "
                       "window, counting only outcomes matured `CREDITRISK_LABEL_MATURITY_HOURS` after the decision; "
                       "windows with no labels or one class say so. Recommends a retrain when the newest window "

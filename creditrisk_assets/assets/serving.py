@@ -1,16 +1,28 @@
 """serving/*: the Ray Serve deployment of the champion, the prediction log, batch scoring."""
 
+import datetime as dt
+
 import dagster as dg
 import pandas as pd
 
 from ..metadata import md_table
-from ..partitions import hourly_partitions
+from ..partitions import hourly_partitions, hours_of
 from ..resources import Lake, ObjectStore
 from ..settings import Settings
-from .bronze import hours_of
 
 SERVING = "serving"
 DEPLOYMENT = dg.AssetKey([SERVING, "deployment"])
+#: the hourly tick of collection and monitoring (UTC): five minutes past, once the replicas flushed the
+#: hour that just closed
+COLLECT_CRON = "5 * * * *"
+_collect_tick: dg.AutomationCondition[dg.AssetKey | dg.AssetCheckKey] = dg.AutomationCondition.cron_tick_passed(
+    COLLECT_CRON)
+#: on every tick: the hour that just closed (now complete) and the open one (so far), idempotently
+PREDICTION_LOG_AUTOMATION = (
+    dg.AutomationCondition.in_latest_time_window(dt.timedelta(hours=2))
+    & _collect_tick.since_last_handled()
+    & ~dg.AutomationCondition.in_progress()
+).with_label(f"collect the last two hours at {COLLECT_CRON}")
 
 
 @dg.asset(key=DEPLOYMENT, group_name=SERVING, kinds={"ray"}, deps=[dg.AssetKey(["ml", "promotion"])],
@@ -34,10 +46,11 @@ def deployment(context: dg.AssetExecutionContext, settings: dg.ResourceParam[Set
 def build_prediction_log_asset(settings: Settings) -> dg.AssetsDefinition:
     @dg.asset(key=[SERVING, "prediction_log"], group_name=SERVING, kinds={"ducklake"},
               partitions_def=hourly_partitions(settings, end_offset=1), backfill_policy=dg.BackfillPolicy.single_run(),
-              deps=[DEPLOYMENT],
+              deps=[DEPLOYMENT], automation_condition=PREDICTION_LOG_AUTOMATION,
               description="Every scored application (pseudonymised id, features, PD, decision, model version, "
                           "latency, shadow score) per hour, from the replicas' raw log batches into "
-                          "`lake.serving.prediction_log`. Monitoring reads it.")
+                          "`lake.serving.prediction_log`. Monitoring reads it. Collected automatically at "
+                          f"`{COLLECT_CRON}` (UTC): the hour that just closed and the open one.")
     def prediction_log(context: dg.AssetExecutionContext, store: dg.ResourceParam[ObjectStore],
                        lake: dg.ResourceParam[Lake]) -> dg.MaterializeResult:
         from serving.prediction_log import LOG_TABLE, load_hours

@@ -5,14 +5,18 @@ import pandas as pd
 
 from ..contracts import TABLES, contract_markdown
 from ..metadata import md_table
+from ..partitions import hours_of
 from ..quality.profile import profile_silver
 from ..quality.runner import SilverRun, run_silver
 from ..quality.silver import silver_columns
 from ..resources import LAKE_POOL, Lake, ObjectStore
 from ..settings import Settings
-from .bronze import hours_of
 
 QUARANTINE = dg.AssetKey(["silver", "quarantine"])
+#: once silver has been updated and its run has finished. ``eager()`` without "no dependency missing": the
+#: profile is one unpartitioned asset over hourly tables, some of whose hours never landed
+PROFILE_AUTOMATION = dg.AutomationCondition.eager().without(~dg.AutomationCondition.any_deps_missing()).with_label(
+    "after silver updates")
 
 
 def silver_key(table: str) -> dg.AssetKey:
@@ -112,7 +116,7 @@ def build_silver_assets(partitions_def: dg.PartitionsDefinition) -> dg.AssetsDef
 
 def build_profile_asset() -> dg.AssetsDefinition:
     @dg.asset(key=["silver", "profile"], group_name="silver", deps=[silver_key(n) for n in TABLES],
-              kinds={"evidently", "html"},
+              kinds={"evidently", "html"}, automation_condition=PROFILE_AUTOMATION,
               description="Per silver table: distributions, missingness, IQR outliers and correlations, as an "
                           "Evidently HTML report in the object store and a markdown summary here.")
     def profile(context: dg.AssetExecutionContext, store: dg.ResourceParam[ObjectStore],

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ..settings import Settings
-from .profiles import PROJECT_DIR, write_profiles
+from .dbt_profiles import PROJECT_DIR, write_profiles
 
 
 class DbtError(RuntimeError):

@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml  # type: ignore[import-untyped]  # types-PyYAML is not in the dev dependencies
 
-from .profiles import PROJECT_DIR
+from .dbt_profiles import PROJECT_DIR
 
 MART_YAML = PROJECT_DIR / "models" / "marts" / "applicant_features.yml"
 KEY_COLUMNS = ("sk_id_curr", "decision_time")

@@ -62,8 +62,8 @@ from ..quality.silver import (
 )
 from ..settings import Settings
 from .catalogue import KEY_COLUMNS
+from .dbt_profiles import PROJECT_DIR
 from .lookup import GOLD_TABLE
-from .profiles import PROJECT_DIR
 
 #: the tables a decision request carries (the rest of the mart's sources are the applicant's history in the lake)
 REQUEST_TABLES = ("application", "bureau", "bureau_balance")

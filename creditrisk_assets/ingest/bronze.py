@@ -33,6 +33,7 @@ import duckdb
 import pandas as pd
 
 from ..layout import (
+    BRONZE_AUDIT_PREFIX,
     bronze_audit_key,
     bronze_partition_prefix,
     bronze_rejected_file_key,
@@ -567,12 +568,12 @@ def write_audit(store: ObjectStore, table: str, hour: dt.datetime, audits: list[
 
 def audit_glob(store: ObjectStore) -> str:
     """A DuckDB-readable glob over the whole ingestion audit log."""
-    return store.uri("bronze/_audit").rstrip("/") + "/**/*.parquet"
+    return store.uri(BRONZE_AUDIT_PREFIX).rstrip("/") + "/**/*.parquet"
 
 
 def read_audit_log(store: ObjectStore, lake: Lake) -> pd.DataFrame:
     """The ingestion audit log as a DataFrame (empty when nothing was ingested yet)."""
-    if not store.list("bronze/_audit/"):
+    if not store.list(BRONZE_AUDIT_PREFIX):
         return pd.DataFrame(columns=list(AUDIT_COLUMNS))
     con = lake.connect()
     try:

@@ -657,10 +657,7 @@ def main(argv: list[str]) -> int:
     from ..resources import ObjectStoreError, open_store_for_writing
     from ..simulate.config import parse_start
 
-    started = start_command(build_parser, argv)
-    if started is None:
-        return 2
-    settings, args = started
+    settings, args = start_command(build_parser, argv)  # a wrong setting: SettingsError, one line from cli.main
     try:
         start = parse_start(args.start)
     except ValueError as exc:

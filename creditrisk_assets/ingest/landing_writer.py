@@ -20,7 +20,7 @@ import duckdb
 from tqdm import tqdm
 
 from ..contracts import Table
-from ..layout import landing_prefix
+from ..layout import landing_file_key
 from ..quality.silver import q
 from ..resources import ObjectStore
 
@@ -48,11 +48,6 @@ def spread_sql(index_sql: str, start: dt.datetime, per_hour: int) -> str:
 def spread_decision_time(index: int, start: dt.datetime, per_hour: int) -> dt.datetime:
     """``spread_sql`` for one application, in Python (tests, reports)."""
     return start + dt.timedelta(hours=index // per_hour, seconds=((index % per_hour) + 1) * 3600 // (per_hour + 1))
-
-
-def landing_file_key(table: str, hour: dt.datetime, landing_format: str) -> str:
-    """The one file an importer writes for ``table`` and ``hour``."""
-    return landing_prefix(table, hour) + f"part-00000.{landing_format}"
 
 
 def write_hourly(con: duckdb.DuckDBPyConnection, select_sql: str, table: Table, store: ObjectStore,

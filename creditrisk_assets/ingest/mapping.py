@@ -48,12 +48,12 @@ import duckdb
 import yaml  # type: ignore[import-untyped]  # types-PyYAML is not in the dev dependencies
 
 from ..contracts import APPLICATION, CONTRACTS_DIR, LOAN_OUTCOME, TABLES, Table
-from ..layout import HOUR_FMT, import_rejected_key, import_report_key
+from ..layout import HOUR_FMT, import_rejected_key, import_report_key, landing_file_key, landing_table_prefix
 from ..quality.silver import lit, q
 from ..resources import ObjectStore, ObjectStoreError, open_store_for_writing
 from ..settings import Settings, SettingsError
 from ..simulate.config import parse_start
-from .landing_writer import HOUR_COLUMN, landing_file_key, spread_sql, write_hourly
+from .landing_writer import HOUR_COLUMN, spread_sql, write_hourly
 
 SOURCE = "table"  # the import source name in imports/<source>/<import id>/
 KEEP_IN_BRONZE, DROP = "bronze", "drop"
@@ -705,7 +705,7 @@ def _refuse_before_partitions(con: duckdb.DuckDBPyConnection, app_sql: str, sett
 def _refuse_overwrite(con: duckdb.DuckDBPyConnection, plan: dict[str, str], store: ObjectStore) -> None:
     for name, sql in plan.items():
         table = TABLES[name]
-        existing = {o.key for o in store.list(f"landing/{table.name}/")}
+        existing = {o.key for o in store.list(landing_table_prefix(table.name))}
         clash = [k for k in (landing_file_key(table.name, h, table.landing_format) for h in _hours(con, sql))
                  if k in existing]
         if clash:

@@ -28,7 +28,7 @@ import pandas as pd
 
 from ..contracts import TABLES
 from ..gold.catalogue import Feature, features
-from ..gold.profiles import PROJECT_DIR
+from ..gold.dbt_profiles import PROJECT_DIR
 from ..settings import GIT_SHA_PATTERN, Settings
 
 TARGET = "TARGET"
@@ -138,6 +138,32 @@ def time_split(frame: pd.DataFrame, valid_frac: float = 0.15, test_frac: float =
     times = frame["decision_time"].rank(method="first").to_numpy() / len(frame)
     split = np.where(times <= 1 - valid_frac - test_frac, "train", np.where(times <= 1 - test_frac, "valid", "test"))
     return pd.Series(split, index=frame.index, name="split")
+
+
+def recency_weights(decision_time: pd.Series, half_life_hours: float = 0.0, window_hours: float = 0.0,
+                    reference: pd.Timestamp | dt.datetime | None = None) -> np.ndarray:
+    """Sample weights favouring recent decisions: ``0.5 ** (age / half_life_hours)``, where age is the hours
+    between a row's decision time and ``reference`` (default: the newest decision time given, weight 1), and
+    0 for rows older than ``window_hours``. 0 switches either off: ``(0, 0)`` gives every row weight 1.
+
+    Meant for the train split only: the validation and out-of-time test splits are never reweighted.
+    """
+    for name, value in (("half_life_hours", half_life_hours), ("window_hours", window_hours)):
+        if not np.isfinite(value) or value < 0:
+            raise ValueError(f"{name}={value!r}: must be a finite number of hours >= 0 (0: off)")
+    times = pd.to_datetime(pd.Series(decision_time))
+    if times.isna().any():
+        raise ValueError("decision_time has missing values: a row without a time has no age")
+    if times.empty:
+        return np.ones(0)
+    ref = times.max() if reference is None else pd.Timestamp(reference)
+    age = ((ref - times) / pd.Timedelta(hours=1)).to_numpy(dtype=float)
+    if (age < 0).any():
+        raise ValueError(f"decision times after the reference {ref}: a weight needs a non-negative age")
+    weights = np.power(0.5, age / half_life_hours) if half_life_hours > 0 else np.ones(len(age))
+    if window_hours > 0:
+        weights = np.where(age <= window_hours, weights, 0.0)
+    return weights
 
 
 def check_training_frame(frame: pd.DataFrame, feature_names: list[str], min_rows: int = 200,

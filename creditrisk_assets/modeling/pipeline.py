@@ -12,6 +12,7 @@ from mlflow import MlflowClient
 from sklearn.metrics import roc_auc_score
 
 from ..gold.catalogue import features
+from ..layout import ORACLE_PREFIX, ORACLE_TRUTH_NAME
 from ..monitoring import stability as st
 from ..resources import ObjectStore
 from ..simulate import bayes_optimal_auc
@@ -56,7 +57,7 @@ class Evaluation:
 def oracle_pd(store: ObjectStore, ids: pd.Series) -> pd.Series | None:
     """The simulator's true PD of these applications, when a simulator manifest covers them."""
     frames = [pd.read_parquet(store.uri(o.key), columns=["SK_ID_CURR", "TRUE_PD"])
-              for o in store.list("oracle/") if o.key.endswith("/truth.parquet")]
+              for o in store.list(ORACLE_PREFIX) if o.key.endswith("/" + ORACLE_TRUTH_NAME)]
     if not frames:
         return None
     truth = pd.concat(frames).drop_duplicates("SK_ID_CURR").set_index("SK_ID_CURR")["TRUE_PD"]

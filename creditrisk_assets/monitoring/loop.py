@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from ..gold.lookup import GOLD_TABLE
+from ..layout import LATEST_DRIFT_KEY, drift_report_key
 from ..modeling.scorecard import MasterScale
 from ..modeling.train import TrainedModel
 from ..resources import Lake, ObjectStore
@@ -34,7 +35,6 @@ from .stability import SSI, StabilityResult, fit_reference, window_stability
 
 METRICS_TABLE = "lake.monitoring.drift_metrics"
 STABILITY_TABLE = "lake.monitoring.stability_metrics"
-LATEST_KEY = "monitoring/latest_drift.json"
 
 
 @dataclass
@@ -161,7 +161,7 @@ def run_drift(con: duckdb.DuckDBPyConnection, store: ObjectStore, champion: Cham
         key = None
         html = result.html()
         if html is not None:
-            key = f"monitoring/reports/drift-{start:%Y%m%dT%H}-{end:%Y%m%dT%H}-champion-v{champion.version}.html"
+            key = drift_report_key(start, end, champion.version)
             store.put_bytes(key, html.encode())
         frames.append(drift_rows(start.to_pydatetime(), end.to_pydatetime(), result, pred))
         out.windows.append(WindowReport(start, end, result.status, result.dataset_drifted, result.share_drifted,
@@ -174,7 +174,7 @@ def run_drift(con: duckdb.DuckDBPyConnection, store: ObjectStore, champion: Cham
     store_stability_rows(con, out.stability_rows, champion.version)
     latest = next((w for w in reversed(out.windows) if w.status == OK), None)
     if latest is not None:
-        store.put_bytes(LATEST_KEY, json.dumps({
+        store.put_bytes(LATEST_DRIFT_KEY, json.dumps({
             "window_start": str(latest.start), "window_end": str(latest.end), "champion": champion.version,
             "drift_share": latest.share_drifted, "prediction_psi": latest.psi,
             "drift_detected": int(latest.dataset_drifted)}).encode())
@@ -281,11 +281,6 @@ def history_png(series: pd.DataFrame, threshold: float, title: str,
     fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
     plt.close(fig)
     return buf.getvalue()
-
-
-def stale_assets(latest: dict[str, float | None], now: float, max_lag_s: float) -> list[str]:
-    """Asset keys whose last materialisation is older than ``max_lag_s`` (or never happened)."""
-    return sorted(k for k, ts in latest.items() if ts is None or now - ts > max_lag_s)
 
 
 def summary_markdown(p: DriftPass) -> str:

@@ -6,7 +6,7 @@ import datetime as dt
 from dataclasses import dataclass
 
 from ..contracts import Table
-from ..layout import parse_bronze_key, partition_key
+from ..layout import bronze_table_prefix, parse_bronze_key, partition_key
 from ..resources import Lake, ObjectStore
 from ..settings import Settings
 from .silver import Accounting, SilverResult, account_rows, build_silver, ensure_lake_tables, write_silver
@@ -15,7 +15,7 @@ from .silver import Accounting, SilverResult, account_rows, build_silver, ensure
 def bronze_uris(store: ObjectStore, table: str, hours: list[dt.datetime]) -> list[str]:
     wanted = set(hours)
     out = []
-    for o in store.list(f"bronze/{table}/"):
+    for o in store.list(bronze_table_prefix(table)):
         parsed = parse_bronze_key(o.key)
         if parsed and parsed[1] in wanted:
             out.append(store.uri(o.key))

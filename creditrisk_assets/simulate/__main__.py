@@ -1,7 +1,7 @@
-"""``python -m creditrisk_assets.simulate``."""
+"""``python -m creditrisk_assets.simulate``: the same as ``creditrisk simulate``."""
 
 import sys
 
-from .cli import main
+from ..cli import main
 
-sys.exit(main())
+sys.exit(main(["simulate", *sys.argv[1:]]))

@@ -1,4 +1,5 @@
-"""Command line: ``python -m creditrisk_assets.simulate --hours 48 --rows-per-hour 300 --seed 7 ...``.
+"""Command line: ``creditrisk simulate --hours 48 --rows-per-hour 300 --seed 7 ...`` (or ``python -m
+creditrisk_assets.simulate ...``, the same command).
 
 Writes into the object store chosen by the ``CREDITRISK_*`` settings (a folder under
 ``$CREDITRISK_HOME`` by default, or S3), shows a progress bar over hours on stderr and prints
@@ -44,7 +45,7 @@ def _tables(text: str) -> list[str]:
 
 
 def build_parser(default_start: str) -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="python -m creditrisk_assets.simulate",
+    ap = argparse.ArgumentParser(prog="creditrisk simulate",
                                  description="Write hourly drops of simulated credit-risk data into the landing area.")
     ap.add_argument("--hours", type=int, default=48, help="hours to simulate (default 48)")
     ap.add_argument("--start", default=default_start,
@@ -68,11 +69,9 @@ def build_parser(default_start: str) -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the simulator; 0 on success, 2 on a configuration error."""
-    started = start_command(build_parser, argv)
-    if started is None:
-        return 2
-    settings, args = started
+    """Run the simulator; 0 on success, 2 on a wrong option, 1 when the object store fails (a wrong setting
+    raises ``SettingsError``: ``creditrisk simulate`` prints it as one line)."""
+    settings, args = start_command(build_parser, argv)
     if args.format == "homecredit" and args.out is None:
         print("error: --format homecredit needs --out DIR (the folder to write the published files into)",
               file=sys.stderr)

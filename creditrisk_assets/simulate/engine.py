@@ -16,7 +16,7 @@ import pyarrow as pa
 from tqdm import tqdm
 
 from ..contracts import TABLES
-from ..layout import landing_prefix, partition_key
+from ..layout import landing_file_key, oracle_manifest_key, oracle_truth_key, partition_key
 from ..resources import ObjectStore
 from . import leakage, truth
 from .anomalies import Injection, render_file
@@ -62,12 +62,8 @@ class SimulationResult:
     seconds: float = 0.0
 
 
-def oracle_prefix(run_name: str) -> str:
-    return f"oracle/{run_name}/"
-
-
 def landing_key(table: str, hour: dt.datetime) -> str:
-    return landing_prefix(table, hour) + f"part-00000.{TABLES[table].landing_format}"
+    return landing_file_key(table, hour, TABLES[table].landing_format)
 
 
 def simulate(cfg: SimulationConfig, store: ObjectStore, progress: bool = False) -> SimulationResult:
@@ -81,10 +77,10 @@ def simulate(cfg: SimulationConfig, store: ObjectStore, progress: bool = False) 
     files, file_entries, injections = _write_landing(cfg, store, tables, progress)
 
     aucs = _aucs(world)
-    truth_key = oracle_prefix(cfg.run_name) + "truth.parquet"
+    truth_key = oracle_truth_key(cfg.run_name)
     store.put_bytes(truth_key, parquet_bytes(truth_table(world)))
     manifest = build_manifest(world, tables, file_entries, injections, aucs)
-    manifest_key = oracle_prefix(cfg.run_name) + "manifest.json"
+    manifest_key = oracle_manifest_key(cfg.run_name)
     text = json.dumps(manifest, sort_keys=True, indent=1, ensure_ascii=False, allow_nan=False)
     store.put_bytes(manifest_key, (text + "\n").encode())
 

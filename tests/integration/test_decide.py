@@ -30,7 +30,7 @@ from hypothesis import settings as hsettings
 
 from creditrisk_assets.gold import online
 from creditrisk_assets.gold.build import run_dbt
-from creditrisk_assets.gold.profiles import PROJECT_DIR, write_profiles
+from creditrisk_assets.gold.dbt_profiles import PROJECT_DIR, write_profiles
 from creditrisk_assets.modeling import registry
 from creditrisk_assets.modeling.dataset import build_training_set
 from creditrisk_assets.modeling.train import train_xgboost

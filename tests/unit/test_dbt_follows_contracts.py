@@ -14,7 +14,7 @@ import yaml  # type: ignore[import-untyped]
 
 from creditrisk_assets.contracts import TABLES
 from creditrisk_assets.gold.catalogue import features
-from creditrisk_assets.gold.profiles import PROJECT_DIR
+from creditrisk_assets.gold.dbt_profiles import PROJECT_DIR
 from creditrisk_assets.quality.pii import silver_name
 
 STAGING = sorted((PROJECT_DIR / "models" / "staging").glob("stg_*.yml"))

@@ -14,6 +14,14 @@ from creditrisk_assets.settings import Settings
 SNAPSHOT = Path(__file__).resolve().parents[1] / "snapshots" / "asset_graph.json"
 
 
+def freshness(policy: dg.FreshnessPolicy | None) -> str | None:
+    """``fail <window>[, warn <window>]`` of a time-window freshness policy."""
+    if policy is None:
+        return None
+    windows = {"fail": getattr(policy, "fail_window", None), "warn": getattr(policy, "warn_window", None)}
+    return ", ".join(f"{name} {w.to_timedelta()}" for name, w in windows.items() if w is not None) or repr(policy)
+
+
 def graph_snapshot(defs: dg.Definitions) -> dict:
     graph = defs.resolve_asset_graph()
     nodes = {}
@@ -24,6 +32,8 @@ def graph_snapshot(defs: dg.Definitions) -> dict:
             "partitioned": node.partitions_def is not None,
             "deps": sorted(k.to_user_string() for k in node.parent_keys),
             "checks": sorted(c.name for c in node.check_keys),
+            "automation": node.automation_condition.get_label() if node.automation_condition else None,
+            "freshness": freshness(node.freshness_policy),
         }
     return nodes
 
@@ -31,8 +41,12 @@ def graph_snapshot(defs: dg.Definitions) -> dict:
 def test_definitions_load_and_validate(tmp_path: Path) -> None:
     defs = build_definitions(Settings.from_env({"CREDITRISK_HOME": str(tmp_path)}))
     dg.Definitions.validate_loadable(defs)
-    assert {j.name for j in defs.resolve_all_job_defs()} >= {"ingest", "profile_silver"}
-    assert defs.get_sensor_def("landing_sensor")
+    assert {j.name for j in defs.resolve_all_job_defs()} >= {"ingest", "monitor"}
+    assert defs.resolve_sensor_def("landing_sensor")
+    # everything that runs by itself under `make dev` is on by default: nothing to switch on in the UI
+    repo = defs.get_repository_def()
+    assert {s.name for s in repo.sensor_defs if s.default_status != dg.DefaultSensorStatus.RUNNING} == set()
+    assert {s.name for s in repo.schedule_defs if s.default_status != dg.DefaultScheduleStatus.RUNNING} == set()
 
 
 def test_asset_graph_matches_snapshot(tmp_path: Path) -> None:

@@ -10,8 +10,8 @@ import pytest
 
 from creditrisk_assets.contracts import LOAN_OUTCOME
 from creditrisk_assets.ingest.bronze import ingest_partitions
-from creditrisk_assets.ingest.landing_writer import landing_file_key, write_hourly
-from creditrisk_assets.layout import parse_landing_key
+from creditrisk_assets.ingest.landing_writer import write_hourly
+from creditrisk_assets.layout import landing_file_key, parse_landing_key
 from creditrisk_assets.resources import Lake, ObjectStore
 from creditrisk_assets.settings import Settings
 from tests.helpers import read_landed

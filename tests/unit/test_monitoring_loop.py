@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from creditrisk_assets.monitoring.drift import EMPTY_WINDOW, OK
-from creditrisk_assets.monitoring.loop import stale_assets, windows_to_check
+from creditrisk_assets.monitoring.loop import windows_to_check
 from creditrisk_assets.monitoring.performance import (
     AWAITING_LABELS,
     ONE_CLASS,
@@ -30,11 +30,6 @@ def test_drift_sensor_requests_one_retrain_per_champion_and_newest_window() -> N
     assert first.run_key != drift_run_request(meta(True, end="2026-10-04 00:00:00"), "run13").run_key
     assert first.run_key != drift_run_request(meta(True, champion="4"), "run14").run_key
     assert first.tags["creditrisk/champion_before"] == "3"
-
-
-def test_stale_assets() -> None:
-    assert stale_assets({"a": 100.0, "b": 10.0, "c": None}, now=200.0, max_lag_s=150) == ["b", "c"]
-    assert stale_assets({"a": 100.0}, now=200.0, max_lag_s=150) == []
 
 
 def test_windows_end_at_the_hour_after_the_newest_decision() -> None:

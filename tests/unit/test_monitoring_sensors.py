@@ -1,5 +1,6 @@
 """The drift and performance sensors on a real Dagster instance, ticked as the daemon would
-(``build_sensor_context``) on materialisations of ``monitoring/*`` carrying their metadata."""
+(``build_sensor_context``) on materialisations of ``monitoring/*`` carrying their metadata; the
+staleness alert on the freshness states the daemon records from the assets' freshness policies."""
 
 from __future__ import annotations
 
@@ -10,8 +11,15 @@ import pytest
 
 from creditrisk_assets.definitions import build_definitions
 from creditrisk_assets.demo import evaluate_sensor
-from creditrisk_assets.sensors import DRIFT_KEY, DRIFT_REQUEST_TAG, PERFORMANCE_KEY, PERFORMANCE_REQUEST_TAG
+from creditrisk_assets.sensors import (
+    DRIFT_KEY,
+    DRIFT_REQUEST_TAG,
+    PERFORMANCE_KEY,
+    PERFORMANCE_REQUEST_TAG,
+    stale_from_freshness,
+)
 from creditrisk_assets.settings import Settings
+from tests.conftest import Webhook
 
 
 @pytest.fixture(scope="module")
@@ -90,3 +98,44 @@ def evaluate_after(defs: dg.Definitions, instance: dg.DagsterInstance, key: dg.A
     requests, skip, _ = evaluate_sensor(defs, instance, sensor)
     assert len(requests) == 1, skip
     return requests[0]
+
+
+def freshness_changed(instance: dg.DagsterInstance, key: dg.AssetKey, before: str, after: str) -> None:
+    """What Dagster's freshness daemon (``dagster._daemon.freshness``, part of ``dagster dev``) records when
+    an asset's freshness policy evaluates to a new state; it has no public API to emit one."""
+    from dagster._core.definitions.freshness import FreshnessState, FreshnessStateChange
+
+    instance._report_runless_asset_event(FreshnessStateChange(  # noqa: SLF001 - as the daemon does
+        key=key, previous_state=FreshnessState(before), new_state=FreshnessState(after), state_change_timestamp=0.0))
+
+
+def test_stale_assets_alert_posts_each_freshness_failure_once(tmp_path: Path, instance: dg.DagsterInstance,
+                                                              webhook: Webhook) -> None:
+    defs = build_definitions(Settings.from_env({"CREDITRISK_HOME": str(tmp_path),
+                                                "CREDITRISK_ALERT_WEBHOOK_URL": webhook.url}))
+    log = dg.AssetKey(["serving", "prediction_log"])
+    _, skip, cursor = evaluate_sensor(defs, instance, "stale_assets_alert")
+    assert skip == "failing their freshness policy: none" and not webhook.texts("stale_asset")
+
+    freshness_changed(instance, log, "PASS", "WARN")  # late, not failing: no alert
+    _, skip, cursor = evaluate_sensor(defs, instance, "stale_assets_alert", cursor)
+    assert not webhook.texts("stale_asset"), skip
+    freshness_changed(instance, log, "WARN", "FAIL")
+    _, skip, cursor = evaluate_sensor(defs, instance, "stale_assets_alert", cursor)
+    assert webhook.texts("stale_asset") == ["[creditrisk stale_asset] serving/prediction_log is stale: fails its "
+                                            "freshness policy: not materialised for more than 6 h"]
+    assert skip == "failing their freshness policy: serving/prediction_log"
+    _, _, cursor = evaluate_sensor(defs, instance, "stale_assets_alert", cursor)
+    assert len(webhook.texts("stale_asset")) == 1  # once per failure
+
+    freshness_changed(instance, log, "FAIL", "PASS")  # fresh again: the next failure alerts anew
+    _, _, cursor = evaluate_sensor(defs, instance, "stale_assets_alert", cursor)
+    freshness_changed(instance, log, "PASS", "FAIL")
+    freshness_changed(instance, DRIFT_KEY, "UNKNOWN", "FAIL")
+    _, skip, _ = evaluate_sensor(defs, instance, "stale_assets_alert", cursor)
+    assert len(webhook.texts("stale_asset")) == 3 and skip == ("failing their freshness policy: monitoring/drift, "
+                                                               "serving/prediction_log")
+
+
+def test_stale_from_freshness() -> None:
+    assert stale_from_freshness({"b": "FAIL", "a": "FAIL", "c": "WARN", "d": "PASS", "e": "UNKNOWN"}) == ["a", "b"]
