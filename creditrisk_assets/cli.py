@@ -28,7 +28,7 @@ COMMANDS: dict[str, str] = {
     "serve": "serve the champion over HTTP with Ray Serve (run | start | stop | status)",
     "promote": "make a model version the champion (the gate decides; --override)",
     "approve": "approve a challenger that awaits approval: it becomes champion",
-    "retire": "retire a version: aliases removed, tagged `retired`, artefacts kept",
+    "retire": "retire a version: aliases removed, tagged `retired`; CREDITRISK_RETIRE_ARTIFACTS: keep or delete",
     "rollback": "put the previous champion back",
     "models": "list versions, aliases, approvals, retirements and promotion history",
     "forget": "erase one applicant (by national id) everywhere; prints counts, never the id",
@@ -205,8 +205,10 @@ def models_main(args: argparse.Namespace) -> int:
             print_models(client)
             return 0
         if args.cmd == "retire":
-            registry.retire(client, version, args.reason, now, by=args.by)
-            print(f"version {version} retired (aliases removed, artefacts kept)")
+            delete = settings.retire_artifacts == "delete"
+            registry.retire(client, version, args.reason, now, by=args.by, delete_model=delete)
+            print(f"version {version} retired (aliases removed; "
+                  + ("model files deleted, run and model card kept)" if delete else "artefacts kept)"))
             return 0
         if args.cmd == "promote":
             decision = recorded_gate(client, version, settings.gate_policy)
@@ -227,7 +229,8 @@ def models_main(args: argparse.Namespace) -> int:
         else:
             version = registry.rollback(client, now, by=args.by)
             print(f"champion: version {version} (rolled back)")
-        retired = registry.retire_older_than_champions(client, settings.retire_keep_champions, now)
+        retired = registry.retire_older_than_champions(client, settings.retire_keep_champions, now,
+                                                       delete_model=settings.retire_artifacts == "delete")
         if retired:
             print(f"retired: version(s) {', '.join(retired)} (older than the last {settings.retire_keep_champions} champions)")
     except (ValueError, MlflowException) as exc:

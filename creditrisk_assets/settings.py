@@ -74,7 +74,8 @@ class Settings:
     margin: float = field(default=0.08, metadata={"doc": "cut-off economics: share of the exposure earned on a good loan"})
     ead_column: str = field(default="amt_credit", metadata={"doc": "cut-off economics: the feature used as exposure at default (EAD)"})
     promotion_approval: str = field(default="automatic", metadata={"doc": "`automatic`: a challenger that passes the gate becomes champion; `required`: it waits for `creditrisk approve --version N --by NAME --reason ...`"})
-    retire_keep_champions: int = field(default=0, metadata={"doc": "after a champion move, retire (alias removed, tag `retired`, artefacts kept) every version older than the last K champions (0: never; at least 2, so rollback keeps a target)"})
+    retire_keep_champions: int = field(default=0, metadata={"doc": "after a champion move, retire (alias removed, tag `retired`) every version older than the last K champions (0: never; at least 2, so rollback keeps a target)"})
+    retire_artifacts: str = field(default="keep", metadata={"doc": "what retiring a version does with its model artefact: `keep`, or `delete` the model files (its run, metrics, model card and plots stay: what it decided can still be explained)"})
     train_trials: int = field(default=6, metadata={"doc": "XGBoost hyper-parameter trials"})
     train_time_budget_s: int = field(default=120, metadata={"doc": "XGBoost search time budget (seconds)"})
     mlflow_tracking_uri: str = field(default="", metadata={"doc": "MLflow tracking URI (default `sqlite:///<home>/mlflow.db`)"})
@@ -239,6 +240,8 @@ class Settings:
             raise SettingsError(f"CREDITRISK_MARGIN={self.margin}: expected a non-negative share")
         if self.promotion_approval not in ("automatic", "required"):
             raise SettingsError(f"CREDITRISK_PROMOTION_APPROVAL={self.promotion_approval!r}: expected automatic or required")
+        if self.retire_artifacts not in ("keep", "delete"):
+            raise SettingsError(f"CREDITRISK_RETIRE_ARTIFACTS={self.retire_artifacts!r}: expected keep or delete")
         if self.retire_keep_champions < 0 or self.retire_keep_champions == 1:
             raise SettingsError(f"CREDITRISK_RETIRE_KEEP_CHAMPIONS={self.retire_keep_champions}: expected 0 (never retire) "
                                 "or at least 2 (the champion and the one rollback returns to)")

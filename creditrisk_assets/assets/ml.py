@@ -135,7 +135,8 @@ def promotion(context: dg.AssetExecutionContext, ts: TrainingSet, evaluated: dic
                                      labels=test[TARGET].to_numpy(), approval=settings.promotion_approval)
         awaiting = decision.promote and settings.promotion_approval == "required"
         retired = [] if awaiting or not decision.promote else retire_older_than_champions(
-            client, settings.retire_keep_champions, dt.datetime.now(dt.UTC).isoformat())
+            client, settings.retire_keep_champions, dt.datetime.now(dt.UTC).isoformat(),
+            delete_model=settings.retire_artifacts == "delete")
     for reason in decision.reasons:
         (context.log.info if reason.startswith("PASS") else context.log.warning)(reason)
     champion = alias_version(client, "champion")

@@ -6,7 +6,8 @@ Aliases move without history, so every move is also recorded: a tag on the versi
 
 Lifecycle: a challenger that passed the gate either becomes champion at once or, when approval is required,
 waits for ``approve`` (who, why: tags and history). ``retire`` takes a version out of use (aliases removed,
-tag ``retired``); its run, model artefact and card stay, so what it decided can still be explained.
+tag ``retired``); its run, metrics and card stay, so what it decided can still be explained, and its model
+files stay too unless ``CREDITRISK_RETIRE_ARTIFACTS=delete``.
 
 A version is created only once its run holds the model artefact, and with its tags in the same call
 (``registration=complete``, ``gate_decision=pending``, the run's lineage tags): a tracking server lost at
@@ -358,15 +359,12 @@ def approve(client: MlflowClient, version: str, by: str, reason: str, at: str) -
     return previous
 
 
-def retire(client: MlflowClient, version: str, reason: str, at: str, by: str = "") -> None:
+def retire(client: MlflowClient, version: str, reason: str, at: str, by: str = "", delete_model: bool = False) -> None:
     """Take a version out of use: its aliases removed (never the champion's: promote another first), tag
-    ``retired=true`` with when, why and who. The run, model artefact and model card are kept.
-
-    Deleting instead (not offered) would need: ``delete_model_version`` (the registry entry only), then the
-    run deleted and ``mlflow gc`` run on the tracking server to remove its artefacts (the run's model,
-    input example, reason-code sample); every history entry naming the version kept as text, since rollback
-    walks it; a check that no serving replica or batch job still loads it; and the record-keeping period of
-    model documentation (model risk policies keep cards and decisions for years) respected first."""
+    ``retired=true`` with when, why and who. The run, its metrics, model card and plots are always kept (model
+    risk policies keep documentation and decisions for years); ``delete_model`` also deletes the model files
+    (``MLmodel``, the pickled model, its environment: tag ``model_artifact=deleted``), so the version can
+    never be loaded again. The registry entry stays, as does every history entry naming it."""
     if alias_version(client, CHAMPION) == version:
         raise LifecycleError(f"{REGISTERED_MODEL} version {version} is the champion: promote or roll back to "
                              "another version before retiring it")
@@ -377,6 +375,17 @@ def retire(client: MlflowClient, version: str, reason: str, at: str, by: str = "
                        ("retired_by", by[:250])):
         if value:
             client.set_model_version_tag(REGISTERED_MODEL, version, key, value)
+    if delete_model:
+        delete_model_files(client, version)
+
+
+def delete_model_files(client: MlflowClient, version: str) -> None:
+    """Delete the model files of a version through the tracking server's artefact store (or the local one)."""
+    from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+
+    uri = client.get_model_version_download_uri(REGISTERED_MODEL, version)
+    get_artifact_repository(uri).delete_artifacts()
+    client.set_model_version_tag(REGISTERED_MODEL, version, "model_artifact", "deleted")
 
 
 def last_champions(client: MlflowClient, k: int) -> list[str]:
@@ -389,9 +398,9 @@ def last_champions(client: MlflowClient, k: int) -> list[str]:
     return out[:k]
 
 
-def retire_older_than_champions(client: MlflowClient, keep: int, at: str) -> list[str]:
+def retire_older_than_champions(client: MlflowClient, keep: int, at: str, delete_model: bool = False) -> list[str]:
     """Retire every version older than the oldest of the last ``keep`` champions (0: none), except versions
-    holding an alias; returns the versions retired now."""
+    holding an alias (``delete_model``: as in ``retire``); returns the versions retired now."""
     if keep <= 0:
         return []
     kept = last_champions(client, keep)
@@ -403,6 +412,6 @@ def retire_older_than_champions(client: MlflowClient, keep: int, at: str) -> lis
     for mv in client.search_model_versions(f"name='{REGISTERED_MODEL}'"):
         v = str(mv.version)
         if int(v) < oldest and v not in kept and v not in aliased and mv.tags.get(RETIRED) != "true":
-            retire(client, v, f"older than the last {keep} champions ({', '.join(kept)})", at)
+            retire(client, v, f"older than the last {keep} champions ({', '.join(kept)})", at, delete_model=delete_model)
             retired.append(v)
     return sorted(retired, key=int)

@@ -115,6 +115,17 @@ def test_promote_gate_override_approval_and_retirement(tmp_path: Path, mlflow_se
     assert tags(client, v2)["retired"] == "true" and "retired" not in tags(client, v3)
     assert cli(["rollback", "--by", "dave"]) == 0  # the kept previous champion is still a rollback target
     assert alias_version(client, "champion") == v3 and history(client)[-1]["kind"] == "rollback"
+
+    # retention: with CREDITRISK_RETIRE_ARTIFACTS=delete the model files go; the run and its model card stay
+    monkeypatch.setenv("CREDITRISK_RETIRE_ARTIFACTS", "delete")
+    assert cli(["retire", "--version", v4, "--reason", "superseded", "--by", "carol"]) == 0
+    assert "model files deleted" in capsys.readouterr().out
+    assert tags(client, v4)["model_artifact"] == "deleted" and tags(client, v4)["retired"] == "true"
+    gone = client.get_model_version_download_uri(REGISTERED_MODEL, v4)
+    assert mlflow.artifacts.list_artifacts(artifact_uri=gone) == []
+    assert card(client, v4).startswith("# card")  # the documentation is kept
+    assert "MLmodel" in {Path(a.path).name for a in mlflow.artifacts.list_artifacts(
+        artifact_uri=client.get_model_version_download_uri(REGISTERED_MODEL, v3))}  # others untouched
     rows = card(client, v3).split("## Sign-off", 1)[1].strip().splitlines()[2:]  # the card keeps every sign-off
     assert [r.split(" | ")[1:3] for r in rows] == [["approval", "bob"], ["rollback", "dave"]]
     assert card(client, v3).count("## Sign-off") == 1 and card(client, v3).startswith("# card")
