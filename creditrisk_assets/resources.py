@@ -29,6 +29,10 @@ from .settings import Settings
 DUCKDB_VERSION = duckdb.__version__
 
 
+#: How long a presigned link in asset metadata opens the object (S3's maximum for SigV4: 7 days).
+LINK_EXPIRY_S = 7 * 24 * 3600
+
+
 class ObjectStoreError(RuntimeError):
     """The object store cannot be used; the message names the setting to fix."""
 
@@ -65,6 +69,10 @@ class ObjectStore(ABC):
     @abstractmethod
     def uri(self, key: str) -> str:
         """An address of the object that DuckDB can read (a local path or ``s3://``)."""
+
+    def link(self, key: str) -> str:
+        """Where a person opens the object from the UI: a local path (folder store) or an http URL."""
+        return self.uri(key)
 
     @abstractmethod
     def check(self) -> None:
@@ -262,6 +270,11 @@ class S3Store(ObjectStore):
 
     def uri(self, key: str) -> str:
         return f"s3://{self.bucket}/{key}"
+
+    def link(self, key: str) -> str:
+        """A presigned GET URL (valid ``LINK_EXPIRY_S``): the object opens in a browser without credentials."""
+        return str(self.client.generate_presigned_url("get_object", Params={"Bucket": self.bucket, "Key": key},
+                                                      ExpiresIn=LINK_EXPIRY_S))
 
 
 def object_store_from_settings(settings: Settings) -> ObjectStore:

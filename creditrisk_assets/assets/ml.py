@@ -99,7 +99,20 @@ def evaluation(context: dg.AssetExecutionContext, ts: TrainingSet, baseline: Tra
         "reason_codes_sample": dg.MetadataValue.md(md_table(best.reason_codes, max_width=100)),
         **(_economics_metadata(best.economics, settings.decision_threshold) if best.economics else {}),
         "mlflow_run_id": logged[candidate].run_id, "mlflow_tracking_uri": settings.resolved_mlflow_uri,
+        **mlflow_links(settings.resolved_mlflow_uri, run_id=logged[candidate].run_id,
+                       experiment_id=client.get_run(logged[candidate].run_id).info.experiment_id,
+                       version=logged[candidate].version),
     })
+
+
+def mlflow_links(tracking_uri: str, **ids: Any) -> dict[str, Any]:
+    """The MLflow run / model version as links that open (a server), else the command that opens a UI."""
+    from ..modeling.registry import ui_links
+
+    links = ui_links(tracking_uri, **ids)
+    if links:
+        return {k: dg.MetadataValue.url(v) for k, v in links.items()}
+    return {"mlflow_ui": dg.MetadataValue.md(f"no MLflow server: `mlflow ui --backend-store-uri {tracking_uri}`")}
 
 
 def _economics_metadata(econ: "Economics", threshold: float) -> dict[str, Any]:
@@ -161,6 +174,7 @@ def promotion(context: dg.AssetExecutionContext, ts: TrainingSet, evaluated: dic
                       "retired": retired},
                      metadata={"decision": verdict, "retired_versions": ", ".join(retired) or "none",
                                "challenger_version": evaluated["version"], "champion_version": str(champion or ""),
+                               **mlflow_links(settings.resolved_mlflow_uri, version=champion),
                                "reasons": dg.MetadataValue.md("\n".join(f"- {r}" for r in decision.reasons))})
 
 

@@ -8,6 +8,7 @@ from ..metadata import md_table
 from ..monitoring.alerts import Alert, send_alert
 from ..resources import Lake, ObjectStore
 from ..settings import Settings
+from . import opens
 from .serving import COLLECT_CRON
 
 GOLD_FEATURES = dg.AssetKey(["gold", "applicant_features"])
@@ -78,7 +79,7 @@ def drift(context: dg.AssetExecutionContext, store: dg.ResourceParam[ObjectStore
         png = history_png(ssi_series, PSI_SIGNIFICANT, "system stability index (SSI) per window", ylabel="SSI (PSI)")
         ssi_plot = f"![SSI over time](data:image/png;base64,{base64.b64encode(png).decode()})"
     stable = result.latest_stability
-    reports = {f"report {w.end:%m-%d %H:%M}": dg.MetadataValue.url(store.uri(w.report_key))
+    reports = {f"report {w.end:%m-%d %H:%M}": opens(store.link(w.report_key))
                for w in result.windows if w.report_key}
     return dg.MaterializeResult(metadata={
         "champion_version": champion.version, "retrain_recommended": result.retrain_recommended,

@@ -9,6 +9,7 @@ from ..metadata import md_table
 from ..partitions import hourly_partitions, hours_of
 from ..resources import Lake, ObjectStore
 from ..settings import Settings
+from . import opens
 
 SERVING = "serving"
 DEPLOYMENT = dg.AssetKey([SERVING, "deployment"])
@@ -95,7 +96,7 @@ def batch_scores(context: dg.AssetExecutionContext, config: BatchScoringConfig, 
 
     result = score_batch(settings, store, lake, config.input_key)
     return dg.MaterializeResult(metadata={
-        "dagster/row_count": result.rows, "output": dg.MetadataValue.path(store.uri(result.output_key)),
+        "dagster/row_count": result.rows, "output": opens(store.link(result.output_key)),
         "model_version": result.model_version, "decline_rate": round(result.decline_rate, 4),
         "grades": dg.MetadataValue.md(md_table(result.grades)),
     })

@@ -11,6 +11,7 @@ from ..quality.runner import SilverRun, run_silver
 from ..quality.silver import silver_columns
 from ..resources import LAKE_POOL, Lake, ObjectStore
 from ..settings import Settings
+from . import opens
 
 QUARANTINE = dg.AssetKey(["silver", "quarantine"])
 #: once silver has been updated and its run has finished. ``eager()`` without "no dependency missing": the
@@ -123,8 +124,7 @@ def build_profile_asset() -> dg.AssetsDefinition:
                 lake: dg.ResourceParam[Lake]) -> dg.MaterializeResult:
         reports = profile_silver(store, lake)
         md = "\n\n".join(r.markdown for r in reports)
-        links = {f"report_{r.table}": dg.MetadataValue.url(r.uri) if r.uri.startswith(("http", "s3://"))
-                 else dg.MetadataValue.path(r.uri) for r in reports}
+        links = {f"report_{r.table}": opens(r.link or r.uri) for r in reports}
         context.log.info(f"profiled {len(reports)} silver tables")
         return dg.MaterializeResult(metadata={"summary": dg.MetadataValue.md(md or "_(silver is empty)_"),
                                               "tables": len(reports), **links})

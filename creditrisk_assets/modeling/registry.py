@@ -274,6 +274,20 @@ def set_champion(client: MlflowClient, version: str, reason: str, at: str, *, by
     return previous
 
 
+def ui_links(tracking_uri: str, *, run_id: str | None = None, experiment_id: str | None = None,
+             version: str | None = None) -> dict[str, str]:
+    """Links into the MLflow UI (the run, the registered version) when MLflow is a server; {} otherwise (a
+    local SQLite store has no UI until ``mlflow ui --backend-store-uri <uri>`` is run)."""
+    if not tracking_uri.startswith(("http://", "https://")):
+        return {}
+    base, out = tracking_uri.rstrip("/"), {}
+    if run_id and experiment_id:
+        out["mlflow_run"] = f"{base}/#/experiments/{experiment_id}/runs/{run_id}"
+    if version:
+        out["mlflow_model_version"] = f"{base}/#/models/{REGISTERED_MODEL}/versions/{version}"
+    return out
+
+
 MODEL_CARD = "model_card.md"
 SIGN_OFF = "## Sign-off"
 

@@ -90,8 +90,9 @@ def evidently_html(frame: pd.DataFrame, out: Path) -> Path:
 class ProfileReport:
     table: str
     rows: int
-    uri: str
+    uri: str  # where DuckDB / code reads it
     markdown: str
+    link: str = ""  # where a person opens it (a local path or an http URL; ``ObjectStore.link``)
 
 
 def profile_silver(store: ObjectStore, lake: Lake, sample_rows: int = 100_000) -> list[ProfileReport]:
@@ -113,7 +114,7 @@ def profile_silver(store: ObjectStore, lake: Lake, sample_rows: int = 100_000) -
                 html = evidently_html(frame, Path(tmp) / f"{name}.html")
                 key = report_key("profile", f"{name}.html")
                 store.put_file(key, html)
-            out.append(ProfileReport(name, len(frame), store.uri(key), prof.markdown()))
+            out.append(ProfileReport(name, len(frame), store.uri(key), prof.markdown(), store.link(key)))
     finally:
         con.close()
     return out

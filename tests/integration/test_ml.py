@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import subprocess
+import urllib.request
 from pathlib import Path
 
 import dagster as dg
@@ -80,6 +81,13 @@ def test_train_evaluate_register_and_promote_through_dagster(ml_settings: Settin
     meta = materialization.metadata
     assert {"grades", "master_scale_monotonic", "profit_max_cutoff", "profit_at_threshold", "at_threshold"} <= set(meta)
     assert meta["decision_threshold"].value == ml_settings.decision_threshold
+    # the MLflow run and version open from the asset page: URLs into the server's UI naming real ids
+    run_url, version_url = meta["mlflow_run"].value, meta["mlflow_model_version"].value
+    experiment = client.get_run(evaluated["run_id"]).info.experiment_id
+    assert run_url == f"{mlflow_server.url}/#/experiments/{experiment}/runs/{evaluated['run_id']}"
+    assert version_url == f"{mlflow_server.url}/#/models/creditrisk-pd/versions/{evaluated['version']}"
+    with urllib.request.urlopen(run_url.split("#")[0], timeout=10) as r:  # noqa: S310 - the UI itself
+        assert r.status == 200 and b"<html" in r.read(2000).lower()
     grades = pd.read_csv(client.download_artifacts(runs[0].info.run_id, "grades.csv"))
     assert grades["grade"].tolist() == list(range(1, 11)) and grades["n"].sum() == evaluated["metrics"]["n"]
     sample = pd.read_csv(client.download_artifacts(evaluated["run_id"], "reason_codes_sample.csv"))
