@@ -15,6 +15,7 @@ from .assets.ml import ML_ASSETS
 from .assets.monitoring import MONITORING_ASSETS
 from .assets.serving import batch_scores, build_prediction_log_asset, deployment
 from .assets.silver import build_profile_asset, build_silver_assets
+from .dagster_resources import resources_for
 from .gold.dbt_profiles import PROJECT_DIR, write_profiles
 from .jobs import build_jobs, build_schedules
 from .logs import configure_logging
@@ -61,6 +62,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
                  build_automation_sensor(), *build_alert_sensors(settings)],
         schedules=build_schedules(jobs, settings),
         resources={
+            **resources_for(settings),
             "settings": settings,
             "store": object_store_from_settings(settings),
             "lake": Lake(settings),

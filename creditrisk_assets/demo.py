@@ -93,7 +93,8 @@ def evaluate_sensor(defs: dg.Definitions, instance: dg.DagsterInstance, name: st
                     cursor: str | None = None) -> tuple[list[dg.RunRequest], str | None, str | None]:
     """One tick of sensor ``name`` in this process (what the daemon does): (run requests, skip reason, cursor)."""
     sensor = defs.resolve_sensor_def(name)
-    with dg.build_sensor_context(instance=instance, definitions=defs, cursor=cursor, sensor_name=name) as ctx:
+    with dg.build_sensor_context(instance=instance, definitions=defs, cursor=cursor, sensor_name=name,
+                                 resources=defs.resources) as ctx:
         data = sensor.evaluate_tick(ctx)
     return list(data.run_requests or []), data.skip_message, data.cursor
 

@@ -158,14 +158,16 @@ def build_performance_sensor(job: Any) -> dg.SensorDefinition:
 
 
 def build_alert_sensors(settings: Any) -> list[dg.SensorDefinition]:
-    """Webhook alerts for failed runs and stale assets (drift and refused promotions alert from their assets)."""
-    from .monitoring.alerts import Alert, send_alert
+    """Webhook alerts (the ``alerts`` resource) for failed runs and stale assets (drift, stability and
+    promotions alert from their assets)."""
+    from .dagster_resources import Alerts
+    from .monitoring.alerts import Alert
 
     @dg.run_failure_sensor(name="run_failure_alert", default_status=dg.DefaultSensorStatus.RUNNING,
                            description="Posts every failed run to CREDITRISK_ALERT_WEBHOOK_URL.")
-    def run_failure_alert(context: dg.RunFailureSensorContext) -> None:
+    def run_failure_alert(context: dg.RunFailureSensorContext, alerts: Alerts) -> None:
         run = context.dagster_run
-        send_alert(settings.alert_webhook_url, Alert(
+        alerts.send(Alert(
             "run_failed", f"run of {run.job_name} failed", (context.failure_event.message or "")[:500],
             {"run id": run.run_id, "job": run.job_name}))
 
@@ -173,14 +175,14 @@ def build_alert_sensors(settings: Any) -> list[dg.SensorDefinition]:
                description="Posts an alert when gold, the prediction log or drift monitoring fails its freshness "
                            "policy (not materialised for CREDITRISK_FRESHNESS_MAX_LAG_HOURS, as evaluated by the "
                            "daemon), once per failure.")
-    def stale_assets_alert(context: dg.SensorEvaluationContext):
+    def stale_assets_alert(context: dg.SensorEvaluationContext, alerts: Alerts):
         import json
 
         records = context.instance.get_freshness_state_records(WATCHED_FOR_STALENESS)
         failing = stale_from_freshness({k.to_user_string(): r.freshness_state for k, r in records.items()})
         alerted = set(json.loads(context.cursor or "[]"))
         for name in sorted(set(failing) - alerted):
-            send_alert(settings.alert_webhook_url, Alert(
+            alerts.send(Alert(
                 "stale_asset", f"{name} is stale",
                 f"fails its freshness policy: not materialised for more than {settings.freshness_max_lag_hours} h",
                 {"asset": name}))

@@ -7,10 +7,11 @@ from typing import TYPE_CHECKING, Any
 import dagster as dg
 import pandas as pd
 
+from ..dagster_resources import Alerts, MlflowRegistry
 from ..metadata import md_table
 from ..modeling.dataset import TARGET, TrainingSet, build_training_set
 from ..modeling.train import TrainedModel, train_baseline, train_xgboost
-from ..monitoring.alerts import Alert, send_alert
+from ..monitoring.alerts import Alert
 from ..resources import Lake, ObjectStore
 from ..settings import Settings
 
@@ -73,19 +74,20 @@ def pd_xgboost(ts: TrainingSet, settings: dg.ResourceParam[Settings]) -> dg.Outp
                       "threshold) and a model card for both models; both runs logged to MLflow; the better one "
                       "registered as `challenger`.")
 def evaluation(context: dg.AssetExecutionContext, ts: TrainingSet, baseline: TrainedModel, xgb: TrainedModel,
-               store: dg.ResourceParam[ObjectStore], settings: dg.ResourceParam[Settings]) -> dg.Output[dict]:
+               store: dg.ResourceParam[ObjectStore], settings: dg.ResourceParam[Settings],
+               mlflow: MlflowRegistry) -> dg.Output[dict]:
     # mlflow, scikit-learn and matplotlib load in the run that needs them, not with the Definitions
     from ..modeling.pipeline import evaluate_model, evaluation_summary, log_and_register, oracle_pd
-    from ..modeling.registry import connect, server_errors_named
+    from ..modeling.registry import server_errors_named
 
-    client = connect(settings.resolved_mlflow_uri, settings.mlflow_artifact_location)  # fails fast, before any work is logged
+    client = mlflow.client()  # fails fast, before any work is logged
     models = {"baseline": baseline, "xgboost": xgb}
     truth = oracle_pd(store, ts.frame["sk_id_curr"])
     groups = tuple(g.strip() for g in settings.gate_fairness_groups.split(",") if g.strip())
     evals = {k: evaluate_model(m, ts, settings.decision_threshold, truth, gated_groups=groups,
                                terms=settings.credit_terms) for k, m in models.items()}
     # a server lost mid-way fails the step naming its URI; the version is complete or absent (registry.py)
-    with server_errors_named(settings.resolved_mlflow_uri, "registering the challenger"):
+    with server_errors_named(mlflow.tracking_uri, "registering the challenger"):
         candidate, logged = log_and_register(client, models, evals, ts, context.run_id)
     summary = pd.DataFrame({k: evaluation_summary(e) for k, e in evals.items()})
     best = evals[candidate]
@@ -98,8 +100,8 @@ def evaluation(context: dg.AssetExecutionContext, ts: TrainingSet, baseline: Tra
         "plots": dg.MetadataValue.md("\n\n".join(_img(png, name) for name, png in best.plots.items())),
         "reason_codes_sample": dg.MetadataValue.md(md_table(best.reason_codes, max_width=100)),
         **(_economics_metadata(best.economics, settings.decision_threshold) if best.economics else {}),
-        "mlflow_run_id": logged[candidate].run_id, "mlflow_tracking_uri": settings.resolved_mlflow_uri,
-        **mlflow_links(settings.resolved_mlflow_uri, run_id=logged[candidate].run_id,
+        "mlflow_run_id": logged[candidate].run_id, "mlflow_tracking_uri": mlflow.tracking_uri,
+        **mlflow_links(mlflow.tracking_uri, run_id=logged[candidate].run_id,
                        experiment_id=client.get_run(logged[candidate].run_id).info.experiment_id,
                        version=logged[candidate].version),
     })
@@ -134,14 +136,15 @@ def _economics_metadata(econ: "Economics", threshold: float) -> dict[str, Any]:
                       "`CREDITRISK_PROMOTION_APPROVAL=required` it then waits for `creditrisk approve`); versions "
                       "older than the last `CREDITRISK_RETIRE_KEEP_CHAMPIONS` champions are retired.")
 def promotion(context: dg.AssetExecutionContext, ts: TrainingSet, evaluated: dict, baseline: TrainedModel,
-              xgb: TrainedModel, settings: dg.ResourceParam[Settings]) -> dg.Output[dict]:
+              xgb: TrainedModel, settings: dg.ResourceParam[Settings], mlflow: MlflowRegistry,
+              alerts: Alerts) -> dg.Output[dict]:
     from ..modeling.pipeline import promote_if_better, reference_input
-    from ..modeling.registry import alias_version, connect, retire_older_than_champions, server_errors_named
+    from ..modeling.registry import alias_version, retire_older_than_champions, server_errors_named
 
-    client = connect(settings.resolved_mlflow_uri, settings.mlflow_artifact_location)
+    client = mlflow.client()
     model = {"baseline": baseline, "xgboost": xgb}[evaluated["candidate"]]
     test = ts.part("test")
-    with server_errors_named(settings.resolved_mlflow_uri, "gating the challenger"):
+    with server_errors_named(mlflow.tracking_uri, "gating the challenger"):
         # the champion scores every catalogue feature: it may use feature groups the challenger does not
         decision = promote_if_better(client, evaluated["version"], evaluated["metrics"], model.predict_pd(test),
                                      reference_input(test), settings.decision_threshold, settings.gate_policy,
@@ -156,7 +159,7 @@ def promotion(context: dg.AssetExecutionContext, ts: TrainingSet, evaluated: dic
     if awaiting:
         command = f"creditrisk approve --version {evaluated['version']} --by NAME --reason ..."
         context.log.warning(f"challenger v{evaluated['version']} passed the gate and awaits approval: {command}")
-        send_alert(settings.alert_webhook_url, Alert(
+        alerts.send(Alert(
             "approval_required", f"challenger v{evaluated['version']} awaits approval",
             f"It passed the gate; read its model card, then `{command}`.",
             {"challenger": evaluated["version"], "champion": str(champion or "none"),
@@ -164,7 +167,7 @@ def promotion(context: dg.AssetExecutionContext, ts: TrainingSet, evaluated: dic
     if retired:
         context.log.info(f"retired version(s) {', '.join(retired)}")
     if not decision.promote:
-        send_alert(settings.alert_webhook_url, Alert(
+        alerts.send(Alert(
             "promotion_refused", f"challenger v{evaluated['version']} refused",
             "; ".join(r for r in decision.reasons if not r.startswith("PASS"))[:1500],
             {"challenger": evaluated["version"], "champion": str(champion or "none")}))
@@ -174,7 +177,7 @@ def promotion(context: dg.AssetExecutionContext, ts: TrainingSet, evaluated: dic
                       "retired": retired},
                      metadata={"decision": verdict, "retired_versions": ", ".join(retired) or "none",
                                "challenger_version": evaluated["version"], "champion_version": str(champion or ""),
-                               **mlflow_links(settings.resolved_mlflow_uri, version=champion),
+                               **mlflow_links(mlflow.tracking_uri, version=champion),
                                "reasons": dg.MetadataValue.md("\n".join(f"- {r}" for r in decision.reasons))})
 
 

@@ -4,8 +4,9 @@ import base64
 
 import dagster as dg
 
+from ..dagster_resources import Alerts, MlflowRegistry
 from ..metadata import md_table
-from ..monitoring.alerts import Alert, send_alert
+from ..monitoring.alerts import Alert
 from ..resources import Lake, ObjectStore
 from ..settings import Settings
 from . import opens
@@ -34,7 +35,7 @@ PERFORMANCE_AUTOMATION = dg.AutomationCondition.on_cron(COLLECT_CRON).with_label
                       "Stability on the same frames: SSI of the PDs over the master-scale grades and CSI per "
                       "feature in `lake.monitoring.stability_metrics` (alert when either reaches 0.25).")
 def drift(context: dg.AssetExecutionContext, store: dg.ResourceParam[ObjectStore], lake: dg.ResourceParam[Lake],
-          settings: dg.ResourceParam[Settings]) -> dg.MaterializeResult:
+          settings: dg.ResourceParam[Settings], mlflow: MlflowRegistry, alerts: Alerts) -> dg.MaterializeResult:
     from ..monitoring.drift import PSI_SIGNIFICANT
     from ..monitoring.loop import (
         as_dict,
@@ -49,7 +50,7 @@ def drift(context: dg.AssetExecutionContext, store: dg.ResourceParam[ObjectStore
         worst_csi_markdown,
     )
 
-    champion = load_champion(settings.resolved_mlflow_uri, settings.mlflow_artifact_location)
+    champion = load_champion(mlflow.client())
     if champion is None:
         context.log.warning("no champion yet: nothing to monitor")
         return dg.MaterializeResult(metadata={"status": "no champion", "retrain_recommended": False})
@@ -63,14 +64,14 @@ def drift(context: dg.AssetExecutionContext, store: dg.ResourceParam[ObjectStore
         ssi_series = stability_history(con)
     latest = result.windows[-1] if result.windows else None
     if latest is not None and latest.dataset_drifted:
-        send_alert(settings.alert_webhook_url, Alert(
+        alerts.send(Alert(
             "drift", f"feature drift against champion v{champion.version}",
             f"{len(latest.drifted_columns)} drifted feature(s) in the window ending {latest.end}; "
             f"retrain {'recommended' if result.retrain_recommended else 'not yet recommended'}",
             {"share drifted": f"{latest.share_drifted:.2f}", "features": ", ".join(latest.drifted_columns[:8])}))
     unstable = stability_alert(result)
     if unstable is not None:
-        send_alert(settings.alert_webhook_url, unstable)
+        alerts.send(unstable)
     plot = ssi_plot = ""
     if not series.empty:
         png = history_png(series, settings.drift_share_threshold, "feature drift per window")
@@ -105,11 +106,11 @@ def drift(context: dg.AssetExecutionContext, store: dg.ResourceParam[ObjectStore
                       "with `CREDITRISK_DRIFT_MIN_ROWS` labels has AUC < `CREDITRISK_PERF_MIN_AUC` or ECE > "
                       "`CREDITRISK_PERF_MAX_ECE` (the performance sensor acts on it).")
 def performance(context: dg.AssetExecutionContext, lake: dg.ResourceParam[Lake],
-                settings: dg.ResourceParam[Settings]) -> dg.MaterializeResult:
+                settings: dg.ResourceParam[Settings], mlflow: MlflowRegistry) -> dg.MaterializeResult:
     from ..monitoring.loop import load_champion, run_performance
     from ..monitoring.performance import performance_decay
 
-    champion = load_champion(settings.resolved_mlflow_uri, settings.mlflow_artifact_location)
+    champion = load_champion(mlflow.client())
     if champion is None:
         return dg.MaterializeResult(metadata={"status": "no champion", "retrain_recommended": False})
     with lake.connect_lake() as con:

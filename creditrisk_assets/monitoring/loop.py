@@ -17,7 +17,7 @@ import datetime as dt
 import io
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 import numpy as np
@@ -32,6 +32,9 @@ from .alerts import Alert
 from .drift import OK, PSI_SIGNIFICANT, consecutive_drifted, drift_rows, feature_drift, prediction_drift
 from .performance import performance_rows, performance_windows
 from .stability import SSI, StabilityResult, fit_reference, window_stability
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
 
 METRICS_TABLE = "lake.monitoring.drift_metrics"
 STABILITY_TABLE = "lake.monitoring.stability_metrics"
@@ -77,13 +80,12 @@ class DriftPass:
         return None
 
 
-def load_champion(tracking_uri: str, artifact_location: str | None) -> Champion | None:
+def load_champion(client: MlflowClient) -> Champion | None:
     """The model behind the ``champion`` alias and where its training data came from (None: no champion)."""
     import mlflow
 
     from ..modeling import registry
 
-    client = registry.connect(tracking_uri, artifact_location)
     version = registry.alias_version(client, registry.CHAMPION)
     if version is None:
         return None
