@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from pathlib import Path
 
 import dagster as dg
@@ -28,11 +29,11 @@ def test_resources_are_typed_and_configured_from_settings(tmp_path: Path) -> Non
 
 
 def test_a_secret_from_the_environment_is_configured_by_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    secret = "https://hooks.example/T000/B000/s3cr3t"
-    monkeypatch.setenv("CREDITRISK_ALERT_WEBHOOK_URL", secret)
+    hook = f"https://hooks.example/T000/B000/{secrets.token_hex(12)}"  # made at run time, never a literal
+    monkeypatch.setenv("CREDITRISK_ALERT_WEBHOOK_URL", hook)
     monkeypatch.setenv("CREDITRISK_HOME", str(tmp_path))
     resources = resources_for(Settings.from_env())
     alerts = resources["alerts"]
     assert isinstance(alerts.webhook_url, dg.EnvVar)
     assert alerts.webhook_url.env_var_name == "CREDITRISK_ALERT_WEBHOOK_URL"  # the UI shows the name, not the token
-    assert alerts.process_config_and_initialize().webhook_url == secret  # what a run gets
+    assert alerts.process_config_and_initialize().webhook_url == hook  # what a run gets
