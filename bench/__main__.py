@@ -5,7 +5,8 @@ from __future__ import annotations
 import importlib
 import sys
 
-BENCHES = ["startup", "ingest", "validate", "features", "train", "realdata", "drift", "serving", "online"]
+BENCHES = ["startup", "ingest", "validate", "features", "train", "realdata", "shift_policy", "drift", "serving",
+           "online"]
 
 
 def main(argv: list[str]) -> int:
