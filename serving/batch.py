@@ -56,7 +56,8 @@ def score_batch(settings: Settings, store: ObjectStore, lake: Lake, input_key: s
     buf = io.BytesIO()
     scored.to_parquet(buf, index=False)
     store.put_bytes(out_key, buf.getvalue())
-    grades = (scored.assign(declined=scored["decision"] == "decline").groupby("grade")
+    declined = scored["decision"] == "decline"
+    grades = (scored.assign(declined=declined).groupby("grade")
               .agg(applications=("pd", "size"), mean_pd=("pd", "mean"), mean_score=("score", "mean"),
                    decline_rate=("declined", "mean")).reset_index())
-    return BatchResult(out_key, len(scored), version, float((scored["decision"] == "decline").mean()), grades)
+    return BatchResult(out_key, len(scored), version, float(declined.mean()), grades)

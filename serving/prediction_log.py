@@ -36,6 +36,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from creditrisk_assets.layout import prediction_log_prefix, prediction_log_segment_key
+from creditrisk_assets.quality.silver import q
 from creditrisk_assets.resources import ObjectStore
 
 log = logging.getLogger("creditrisk.serving.prediction_log")
@@ -280,7 +281,7 @@ def _add_missing_columns(con: Any) -> None:
     have = {r[0] for r in con.execute(f"DESCRIBE {LOG_TABLE}").fetchall()}
     for name, sql_type, *_ in con.execute("DESCRIBE SELECT * FROM log_batch").fetchall():
         if name not in have:
-            con.execute(f'ALTER TABLE {LOG_TABLE} ADD COLUMN "{name}" {sql_type}')
+            con.execute(f"ALTER TABLE {LOG_TABLE} ADD COLUMN {q(name)} {sql_type}")
 
 
 def load_hours(con: Any, store: ObjectStore, hours: list[dt.datetime]) -> dict[dt.datetime, int]:

@@ -126,9 +126,10 @@ def evaluate_model(trained: TrainedModel, ts: TrainingSet, threshold: float, tru
         sections={**sc.card_sections(econ, terms), "Stability": stability_lines(stab),
                   "Sign-off": sign_off_lines([])})
     metrics.update(econ.metrics())  # after the card: its Performance table keeps the ranking metrics
+    largest_csi = stab.worst(1)
     metrics.update({k: v for k, v in (("ssi_out_of_time", stab.ssi.value),
-                                      ("csi_max_out_of_time", max((c.value or 0.0 for c in stab.computed),
-                                                                  default=None))) if v is not None})
+                                      ("csi_max_out_of_time", largest_csi[0].value if largest_csi else None))
+                    if v is not None})
     return Evaluation(trained.kind, metrics, table, fair, importance, reasons, plots, card, econ, stab)
 
 
