@@ -32,6 +32,7 @@ import pytest
 from mlflow import MlflowClient
 
 from creditrisk_assets.assets.ml import evaluation, promotion
+from creditrisk_assets.dagster_resources import resources_for
 from creditrisk_assets.modeling import registry
 from creditrisk_assets.modeling.dataset import TARGET, TrainingSet, age_band, time_split
 from creditrisk_assets.modeling.train import TrainedModel, train_baseline, train_xgboost
@@ -97,13 +98,13 @@ def world(tmp_path: Path) -> Iterator[dict[str, Any]]:
 def run_evaluation(ts: TrainingSet, models: dict[str, TrainedModel], store: Any, settings: Settings) -> dict:
     """The ml/evaluation step itself (the asset's own function, its resources given directly)."""
     out = evaluation(dg.build_asset_context(), ts=ts, baseline=models["baseline"], xgb=models["xgb"],
-                     store=store, settings=settings)
+                     store=store, settings=settings, mlflow=resources_for(settings)["mlflow"])
     return out.value
 
 
 def run_promotion(ts: TrainingSet, evaluated: dict, models: dict[str, TrainedModel], settings: Settings) -> dict:
     out = promotion(dg.build_asset_context(), ts=ts, evaluated=evaluated, baseline=models["baseline"],
-                    xgb=models["xgb"], settings=settings)
+                    xgb=models["xgb"], settings=settings, **resources_for(settings))
     return out.value
 
 
