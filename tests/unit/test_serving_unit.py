@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 import datetime as dt
 import json
+import os
 from typing import Any
 
 import numpy as np
@@ -372,3 +373,42 @@ def test_serve_config_file_and_runtime_config_are_valid_and_agree(tmp_path: Any)
     ray_service = yaml.safe_load((root / "infra" / "k8s" / "base" / "rayservice.yaml").read_text())
     (k8s_app,) = yaml.safe_load(ray_service["spec"]["serveConfigV2"])["applications"]
     assert (k8s_app["import_path"], k8s_app["route_prefix"]) == ("serving.app:app_builder", "/v1")
+
+
+def test_each_local_cluster_gets_replica_ports_of_its_own(tmp_path: Any) -> None:
+    """Two clusters on one host must not allocate the same Serve replica ports (one's HAProxy would route to
+    the other's replicas): a block is held while its holder lives, free once it died, skipped while bound."""
+    import socket
+    import subprocess
+    import sys
+
+    from serving import runtime
+
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        first = runtime.reserve_ingress_block(holder.pid, tmp_path)
+        second = runtime.reserve_ingress_block(holder.pid, tmp_path)
+        assert first != second
+        (http1, grpc1), (http2, grpc2) = runtime.ingress_ports(first), runtime.ingress_ports(second)
+        assert not set(http1) & set(http2) and not set(grpc1) & set(grpc2) and not set(http1) & set(grpc2)
+        env = runtime.ray_env(Settings(serve_proxy="haproxy"), 1, tmp_path / "state", second)
+        assert (env["RAY_SERVE_DIRECT_INGRESS_MIN_HTTP_PORT"], env["RAY_SERVE_DIRECT_INGRESS_MAX_HTTP_PORT"],
+                env["RAY_SERVE_FALLBACK_PROXY_HTTP_PORT"]) == (str(http2.start), str(http2[-2]), str(http2[-1]))
+        assert env["RAY_SERVE_FALLBACK_PROXY_GRPC_PORT"] == str(grpc2[-1])  # never Serve's shared 8500 / 9500
+        with socket.socket() as busy:  # a port of the next block is taken by someone else: that block is skipped
+            busy.bind(("127.0.0.1", runtime.ingress_ports(second + 1)[0].start))
+            assert runtime.reserve_ingress_block(holder.pid, tmp_path) == second + 2
+    finally:
+        holder.kill()
+        holder.wait()
+    assert runtime.reserve_ingress_block(os.getpid(), tmp_path) == first  # its holder died: free again
+
+
+def test_the_deployers_cluster_address_is_not_part_of_the_app() -> None:
+    """Deploying from the CLI (a named head) or from the asset (``local``) is the same app: an alias move then
+    reconfigures the live replicas instead of replacing them (a replacement restarts every replica)."""
+    from serving.config import settings_args
+
+    local, named = Settings(), Settings(ray_address="10.0.0.7:6379")
+    assert settings_args(local) == settings_args(named)
+    assert "CREDITRISK_RAY_ADDRESS" not in settings_args(named) and "CREDITRISK_HOME" in settings_args(named)
