@@ -10,12 +10,14 @@ production (the public PII key, an open serving API, SQLite / file stores); see 
 from __future__ import annotations
 
 import logging
+import math
 import os
 import re
+import types
 from collections.abc import Mapping
 from dataclasses import Field, dataclass, field, fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, Self, Union, get_args, get_origin, get_type_hints
 from urllib.parse import urlsplit
 
 import yaml  # type: ignore[import-untyped]  # types-PyYAML is not in the dev dependencies
@@ -41,9 +43,21 @@ class SettingsError(ValueError):
     """A setting has a value that cannot be used; the message names the variable."""
 
 
-@dataclass(frozen=True)
+#: Accepted spellings of a boolean setting (compared case-insensitively).
+TRUE_WORDS = ("1", "true", "yes", "on")
+FALSE_WORDS = ("0", "false", "no", "off")
+
+#: What ``repr``/``describe`` show instead of a set secret (or a password inside a URL / DSN).
+MASK = "***"
+
+
+# repr=False: ``__repr__`` below masks secrets (a subclass must pass repr=False too, or it gets the unmasked one)
+@dataclass(frozen=True, repr=False)
 class Settings:
-    """Every knob of the platform. Field ``x`` is read from ``CREDITRISK_X`` (``dagster_home``: ``DAGSTER_HOME``)."""
+    """Every knob of the platform. Field ``x`` is read from ``CREDITRISK_X`` (``dagster_home``: ``DAGSTER_HOME``).
+
+    Fields with ``metadata={"secret": True}`` are shown as ``***`` by ``repr``/``str``/``describe``, and a
+    password inside any URL or DSN value is masked too; the attributes themselves hold the real values."""
 
     env: str = field(default="local", metadata={"doc": "`local` or `production`: production refuses the public PII key, an empty serving API key, and SQLite / file stores for MLflow, the DuckLake catalog and Dagster's storage"})
     home: Path = field(default=Path(".creditrisk"), metadata={"doc": "data home: every embedded default lives below it"})
@@ -179,16 +193,16 @@ class Settings:
 
     # ------------------------------------------------------------------ construction
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Self:
         """Build settings from ``env`` (default: the process environment)."""
         env = os.environ if env is None else env
+        types_ = _field_types(cls)
         kwargs: dict[str, Any] = {}
         for f in fields(cls):
             var = _var(f)
             if var not in env or env[var] == "":
                 continue
-            raw = env[var]
-            kwargs[f.name] = _coerce(var, raw, f.type)
+            kwargs[f.name] = parse_value(var, env[var], types_[f.name], secret=bool(f.metadata.get("secret")))
         settings = cls(**kwargs)
         settings.validate()
         return settings
@@ -272,9 +286,23 @@ class Settings:
             if not _var(f).startswith(PREFIX):
                 continue
             value = getattr(self, f.name)
-            shown = "***" if f.metadata.get("secret") and value else str(value if value is not None else "")
+            shown = MASK if f.metadata.get("secret") and value else mask_credentials(str(value if value is not None else ""))
             rows.append({"variable": _var(f), "value": shown, "doc": f.metadata.get("doc", "")})
         return rows
+
+    def __repr__(self) -> str:
+        """Like the dataclass repr, but secrets are ``'***'`` and URL/DSN passwords masked (``str`` is the same)."""
+        shown = []
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.metadata.get("secret") and value:
+                value = MASK
+            elif isinstance(value, str):
+                value = mask_credentials(value)
+            shown.append(f"{f.name}={value!r}")
+        return f"{type(self).__name__}({', '.join(shown)})"
+
+    __str__ = __repr__
 
 
 def _var(f: Field[Any]) -> str:
@@ -326,18 +354,82 @@ def _dagster_storage_problem(dagster_home: Path) -> str | None:
     return None
 
 
-def _coerce(var: str, raw: str, annotation: Any) -> Any:
-    text = str(annotation)
-    try:
-        if "float" in text:
-            return float(raw)
-        if "int" in text and "Path" not in text:
+_FIELD_TYPES: dict[type, dict[str, Any]] = {}
+
+
+def _field_types(cls: type) -> dict[str, Any]:
+    """The fields' real types (the annotations are strings: ``from __future__ import annotations``), once per class."""
+    if cls not in _FIELD_TYPES:
+        _FIELD_TYPES[cls] = get_type_hints(cls)
+    return _FIELD_TYPES[cls]
+
+
+def parse_value(var: str, raw: str, annotation: Any, *, secret: bool = False) -> Any:
+    """``raw`` (the text of variable ``var``) as a value of type ``annotation``: str, int, float, bool, Path,
+    ``Literal[...]``, or ``X | None`` of one of them. A value that does not parse raises ``SettingsError``,
+    one line naming the variable (the value is shown as ``***`` when ``secret``)."""
+    shown = MASK if secret else raw
+    origin = get_origin(annotation)
+    if origin is Union or origin is types.UnionType:
+        inner = [a for a in get_args(annotation) if a is not type(None)]
+        if len(inner) != 1:
+            raise TypeError(f"{var}: unsupported setting type {annotation!r} (only `X | None` unions)")
+        return parse_value(var, raw, inner[0], secret=secret)
+    if origin is Literal:
+        choices = get_args(annotation)
+        for choice in choices:
+            try:
+                if parse_value(var, raw, type(choice), secret=secret) == choice:
+                    return choice
+            except SettingsError:
+                continue
+        names = [str(c) for c in choices]
+        expected = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
+        raise SettingsError(f"{var}={shown!r}: expected {expected}")
+    if annotation is str:
+        return raw
+    if annotation is bool:
+        word = raw.strip().lower()
+        if word in TRUE_WORDS:
+            return True
+        if word in FALSE_WORDS:
+            return False
+        raise SettingsError(f"{var}={shown!r}: expected a boolean ({'/'.join(TRUE_WORDS)} or "
+                            f"{'/'.join(FALSE_WORDS)}, any case)")
+    if annotation is int:
+        try:
             return int(raw)
-        if "Path" in text:
-            return Path(raw)
-    except ValueError as exc:
-        raise SettingsError(f"{var}={raw!r}: {exc}") from exc
-    return raw
+        except ValueError:
+            raise SettingsError(f"{var}={shown!r}: expected an integer") from None
+    if annotation is float:
+        try:
+            number = float(raw)
+        except ValueError:
+            raise SettingsError(f"{var}={shown!r}: expected a number") from None
+        if not math.isfinite(number):
+            raise SettingsError(f"{var}={shown!r}: expected a finite number")
+        return number
+    if annotation is Path:
+        return Path(raw)
+    raise TypeError(f"{var}: unsupported setting type {annotation!r}")
+
+
+# ``scheme://user:<password>@host``: the password is everything between the user's ``:`` and the host's ``@``
+_URL_AUTHORITY = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<authority>[^/?#\s]*)")
+# ``password=...`` in a libpq keyword DSN (``host=db password=x``, ``password = 'a b'``) or a URL query string
+_KEYWORD_SECRET = re.compile(r"(?i)\b(?P<key>password|passwd|pwd)\s*=\s*(?:'(?:[^'\\]|\\.)*'|[^\s&;]*)")
+
+
+def _mask_authority(match: re.Match[str]) -> str:
+    userinfo, at, host = match["authority"].rpartition("@")
+    if not at or ":" not in userinfo:
+        return match[0]
+    return f"{match['scheme']}{userinfo.split(':', 1)[0]}:{MASK}@{host}"
+
+
+def mask_credentials(text: str) -> str:
+    """``text`` with the password of any URL (``postgresql://u:pw@h/db``) or DSN (``password=pw``) shown as ``***``."""
+    return _KEYWORD_SECRET.sub(lambda m: f"{m['key']}={MASK}", _URL_AUTHORITY.sub(_mask_authority, text))
 
 
 def get_settings() -> Settings:

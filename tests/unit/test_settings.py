@@ -1,8 +1,11 @@
+import dataclasses
 import logging
 import os
+import secrets
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any, Literal, get_args, get_type_hints
 
 import pytest
 
@@ -14,6 +17,8 @@ from creditrisk_assets.settings import (
     Settings,
     SettingsError,
     get_settings,
+    mask_credentials,
+    parse_value,
 )
 from tests.servers import free_port
 
@@ -47,11 +52,158 @@ def test_bad_values_name_the_variable(env: dict[str, str], names: str) -> None:
         Settings.from_env(env)
 
 
+# ------------------------------------------------------------------------- parsing by the fields' real types
+@dataclasses.dataclass(frozen=True, repr=False)
+class _Extended(Settings):
+    """Settings with field types it does not use (yet): each parses by its real type."""
+
+    flag: bool = False
+    maybe_count: int | None = None
+    level: Literal["low", "high"] = "low"
+
+
+@pytest.mark.parametrize("word", ["1", "true", "True", "TRUE", "yes", "Yes", "on", "ON", " true "])
+def test_a_bool_field_accepts_every_true_spelling(word: str) -> None:
+    assert _Extended.from_env({"CREDITRISK_FLAG": word}).flag is True
+
+
+@pytest.mark.parametrize("word", ["0", "false", "False", "FALSE", "no", "NO", "off", "Off"])
+def test_a_bool_field_accepts_every_false_spelling(word: str) -> None:
+    assert _Extended.from_env({"CREDITRISK_FLAG": word}).flag is False
+
+
+@pytest.mark.parametrize("junk", ["2", "maybe", "y", "n", "enabled", "truee", "-1"])
+def test_a_bool_field_rejects_junk_naming_the_variable_and_the_spellings(junk: str) -> None:
+    with pytest.raises(SettingsError) as info:
+        _Extended.from_env({"CREDITRISK_FLAG": junk})
+    message = str(info.value)
+    assert message.startswith(f"CREDITRISK_FLAG={junk!r}: expected a boolean") and "\n" not in message
+    assert all(word in message for word in ("1", "0", "true", "false", "yes", "no", "on", "off"))
+
+
+def test_optional_and_literal_fields_parse_by_type() -> None:
+    s = _Extended.from_env({"CREDITRISK_MAYBE_COUNT": "7", "CREDITRISK_LEVEL": "high"})
+    assert (s.maybe_count, s.level) == (7, "high")
+    assert _Extended.from_env({}).maybe_count is None  # unset (or empty): the default
+    with pytest.raises(SettingsError, match=r"^CREDITRISK_MAYBE_COUNT='x': expected an integer$"):
+        _Extended.from_env({"CREDITRISK_MAYBE_COUNT": "x"})
+    with pytest.raises(SettingsError, match=r"^CREDITRISK_LEVEL='mid': expected low or high$"):
+        _Extended.from_env({"CREDITRISK_LEVEL": "mid"})
+    assert parse_value("V", "on", Literal[True, 3]) is True and parse_value("V", "3", Literal[True, 3]) == 3
+
+
+def test_int_float_and_path_fields_parse_by_type(tmp_path: Path) -> None:
+    s = Settings.from_env({"CREDITRISK_SERVE_PORT": "9001", "CREDITRISK_SERVE_MAX_BODY_BYTES": "1_000",
+                           "CREDITRISK_DECISION_THRESHOLD": "0.2", "CREDITRISK_SCORE_BASE": "650",
+                           "CREDITRISK_HOME": str(tmp_path), "CREDITRISK_STORE_ROOT": str(tmp_path / "store"),
+                           "DAGSTER_HOME": str(tmp_path / "dh")})
+    assert (s.serve_port, s.serve_max_body_bytes) == (9001, 1000) and type(s.serve_port) is int
+    assert s.decision_threshold == 0.2 and s.score_base == 650.0 and type(s.score_base) is float
+    assert (s.home, s.store_root, s.dagster_home) == (tmp_path, tmp_path / "store", tmp_path / "dh")
+    assert isinstance(s.store_root, Path)
+
+
+@pytest.mark.parametrize(("var", "raw", "expected"), [
+    ("CREDITRISK_SERVE_PORT", "80.5", "expected an integer"),
+    ("CREDITRISK_SERVE_PORT", "abc", "expected an integer"),
+    ("CREDITRISK_TRAIN_TRIALS", "six", "expected an integer"),
+    ("CREDITRISK_DECISION_THRESHOLD", "abc", "expected a number"),
+    ("CREDITRISK_DECISION_THRESHOLD", "0,15", "expected a number"),
+    ("CREDITRISK_LGD", "nan", "expected a finite number"),
+    ("CREDITRISK_SCORE_BASE", "inf", "expected a finite number"),
+])
+def test_unparsable_values_are_one_line_naming_variable_and_type(var: str, raw: str, expected: str) -> None:
+    with pytest.raises(SettingsError) as info:
+        Settings.from_env({var: raw})
+    assert str(info.value) == f"{var}={raw!r}: {expected}"
+
+
+def test_every_field_round_trips_from_its_env_text(tmp_path: Path) -> None:
+    """Property over every field: the text of its default (or of a sample of its type where the default is
+    None / empty) parses back to the same value of the same type, so no field has a type ``parse_value``
+    does not know; a non-empty default also goes through ``from_env`` (and its validation) unchanged."""
+    hints = get_type_hints(Settings)
+    samples: dict[Any, Any] = {str: "some-text", Path: tmp_path / "sample", int: 3, float: 0.25, bool: True}
+    for f in dataclasses.fields(Settings):
+        var = f.metadata.get("var", "CREDITRISK_" + f.name.upper())
+        kind = next(t for t in get_args(hints[f.name]) or [hints[f.name]] if t is not type(None))
+        value = samples[kind] if f.default is None or f.default == "" else f.default
+        parsed = parse_value(var, str(value), hints[f.name])
+        assert parsed == value and type(parsed) is type(value), (f.name, value, parsed)
+        if f.default is not None and f.default != "":
+            assert getattr(Settings.from_env({var: str(value)}), f.name) == value, f.name
+    assert Settings.from_env({}) == Settings()
+
+
 def test_secrets_are_masked_in_describe() -> None:
     s = Settings.from_env({"CREDITRISK_S3_SECRET_ACCESS_KEY": "hunter2-secret", "CREDITRISK_PII_KEY": "p" * 40})
     text = repr(s.describe())
     assert "hunter2-secret" not in text and "p" * 40 not in text
     assert {r["variable"] for r in s.describe()} >= {"CREDITRISK_HOME", "CREDITRISK_S3_ENDPOINT"}
+
+
+def _secret_fields() -> list[dataclasses.Field[Any]]:
+    return [f for f in dataclasses.fields(Settings) if f.metadata.get("secret")]
+
+
+def test_repr_and_str_mask_every_secret() -> None:
+    """Any field marked secret (today's and future ones) never shows in repr / str / f-strings / describe."""
+    secret_fields = _secret_fields()
+    assert {f.name for f in secret_fields} >= {"s3_secret_access_key", "serve_api_key", "alert_webhook_url", "pii_key"}
+    values = {f.name: f"hunter2-{f.name}-value" for f in secret_fields}
+    s = Settings.from_env({"CREDITRISK_" + name.upper(): value for name, value in values.items()})
+    shown = [repr(s), str(s), f"{s}", f"{s!r}", repr([s]), repr(s.describe())]
+    for text in shown:
+        for value in values.values():
+            assert value not in text
+        assert "hunter2" not in text
+    assert "serve_api_key='***'" in repr(s) and "pii_key='***'" in repr(s)
+    assert repr(s).startswith("Settings(env='local', ") and "serve_port=8000" in repr(s)
+    # the values themselves stay usable
+    assert all(getattr(s, name) == value for name, value in values.items())
+    assert "s3_secret_access_key=''" in repr(Settings())  # an unset secret: nothing to hide
+
+
+def test_settings_args_pass_real_secret_values() -> None:
+    """The serving app's args (what replicas rebuild Settings from) carry the real values, not the masks."""
+    from serving.config import settings_args
+
+    values = {f.name: f"real-{f.name}" for f in _secret_fields()}
+    s = Settings.from_env({"CREDITRISK_" + name.upper(): value for name, value in values.items()})
+    args = settings_args(s)
+    assert all(args["CREDITRISK_" + name.upper()] == value for name, value in values.items())
+    assert Settings.from_env(args) == dataclasses.replace(s, home=s.home.resolve())
+
+
+#: passwords made at run time: the repository's secret scan finds none, and nothing can match by accident
+PW, PW2 = secrets.token_hex(6), secrets.token_hex(6)
+
+
+@pytest.mark.parametrize(("text", "masked"), [
+    (f"postgresql://lake:{PW}@db:5432/lake", "postgresql://lake:***@db:5432/lake"),
+    (f"postgres:postgresql://lake:{PW}@db/lake?sslmode=require", "postgres:postgresql://lake:***@db/lake?sslmode=require"),
+    (f"postgresql://lake:{PW[:3]}@{PW[3:]}@db/lake", "postgresql://lake:***@db/lake"),  # an unencoded @ in the password
+    (f"postgres:host=db dbname=lake user=lake password={PW}", "postgres:host=db dbname=lake user=lake password=***"),
+    (f"postgres:host=db password = '{PW[:3]} {PW[3:]}' user=lake", "postgres:host=db password=*** user=lake"),
+    (f"postgresql://db/lake?user=lake&password={PW}&sslmode=require",
+     "postgresql://db/lake?user=lake&password=***&sslmode=require"),
+    (f"https://user:{PW}@mlflow.example/", "https://user:***@mlflow.example/"),
+    ("http://mlflow:5000", "http://mlflow:5000"),
+    ("https://user@host/a", "https://user@host/a"),
+    ("postgres:host=db dbname=lake user=lake", "postgres:host=db dbname=lake user=lake"),
+])
+def test_url_and_dsn_passwords_are_masked(text: str, masked: str) -> None:
+    assert mask_credentials(text) == masked
+
+
+def test_postgres_passwords_are_masked_in_repr_and_describe(tmp_path: Path) -> None:
+    env = {**_production_env(tmp_path), "CREDITRISK_LAKE_CATALOG": f"postgres:host=db user=lake password={PW}",
+           "CREDITRISK_MLFLOW_TRACKING_URI": f"postgresql://mlflow:{PW2}@db:5432/mlflow"}
+    s = Settings.from_env(env)
+    for text in (repr(s), str(s), repr(s.describe())):
+        assert PW not in text and PW2 not in text
+        assert "password=***" in text and "postgresql://mlflow:***@db:5432/mlflow" in text
+    assert s.lake_catalog.endswith(f"password={PW}") and PW2 in s.resolved_mlflow_uri  # real values
 
 
 def test_unreachable_s3_endpoint_gives_one_clear_error(tmp_path: Path) -> None:
