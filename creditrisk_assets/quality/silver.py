@@ -269,10 +269,32 @@ def build_silver(con: duckdb.DuckDBPyConnection, table: Table, bronze_uris: list
     """Fill temp tables ``silver_out``, ``quarantine_out`` and ``events_out`` for ``partitions``."""
     if policy not in POLICIES:
         raise ValueError(f"unknown schema policy {policy!r}; expected one of {POLICIES}")
-    result = SilverResult(table.name, partitions)
-    events: list[SchemaEvent] = []
-    file_rejects: dict[str, str] = {}
-    union_cols: set[str] = set()
+    schemas = _check_file_schemas(con, table, bronze_uris, policy)
+    _register_file_rejects(con, schemas.rejects)
+    _type_and_validate(con, table, policy, _raw_rows_sql(table, bronze_uris, schemas.columns))
+    _flag_duplicates(con, table, partitions, check_earlier_partitions)
+    _combine_violations(con)
+    _fill_outputs(con, table, pii_key, run_id)
+    events = schemas.events + _coercion_events(con, policy)
+    per_file = _rows_per_file(con)
+    _count_rows_affected(events, per_file)
+    _fill_events(con, table, events, run_id)
+    return _result(con, table, partitions, events, per_file)
+
+
+@dataclass
+class _FileSchemas:
+    """What the bronze files' columns say: schema events, files to quarantine whole, every column seen."""
+
+    events: list[SchemaEvent] = field(default_factory=list)
+    rejects: dict[str, str] = field(default_factory=dict)  # source sha256 → reason
+    columns: set[str] = field(default_factory=set)
+
+
+def _check_file_schemas(con: duckdb.DuckDBPyConnection, table: Table, bronze_uris: list[str],
+                        policy: Policy) -> _FileSchemas:
+    """Compare every bronze file's columns with the contract (malformed-line files have none to check)."""
+    schemas = _FileSchemas()
     for uri in bronze_uris:
         if uri.endswith(MALFORMED_SUFFIX):  # malformed lines of a source: no columns to check
             continue
@@ -280,12 +302,17 @@ def build_silver(con: duckdb.DuckDBPyConnection, table: Table, bronze_uris: list
         if meta is None:
             continue
         cols = file_columns(con, uri)
-        union_cols |= set(cols)
+        schemas.columns |= set(cols)
         file_events, reject = schema_events_for_file(table, cols, policy, meta[0], meta[2], meta[1])
-        events += file_events
+        schemas.events += file_events
         if reject:
-            file_rejects[meta[1]] = reject
+            schemas.rejects[meta[1]] = reject
+    return schemas
 
+
+def _raw_rows_sql(table: Table, bronze_uris: list[str], union_cols: set[str]) -> str:
+    """A query over the bronze files: every contract column as trimmed text (``<column>__raw``, null when empty
+    or absent from every file) and the lineage columns; no rows when there are no files."""
     src = (f"read_parquet([{', '.join(lit(u) for u in bronze_uris)}], union_by_name=true, hive_partitioning=false)"
            if bronze_uris else None)
     select_raw = []
@@ -294,17 +321,22 @@ def build_silver(con: duckdb.DuckDBPyConnection, table: Table, bronze_uris: list
         select_raw.append(f"{raw} AS {q(c.name + '__raw')}")
     lineage = "_partition, _source_uri, _source_sha256, _row_ordinal, _ingest_run_id, _parse_error, _raw_line"
     if src is None:
-        raw_sql = (f"SELECT {', '.join(select_raw)}, NULL::VARCHAR AS _partition, NULL::VARCHAR AS _source_uri, "
-                   "NULL::VARCHAR AS _source_sha256, NULL::BIGINT AS _row_ordinal, NULL::VARCHAR AS _ingest_run_id, "
-                   "NULL::VARCHAR AS _parse_error, NULL::VARCHAR AS _raw_line WHERE false")
-    else:
-        raw_sql = f"SELECT {', '.join(select_raw)}, {lineage} FROM {src}"
+        return (f"SELECT {', '.join(select_raw)}, NULL::VARCHAR AS _partition, NULL::VARCHAR AS _source_uri, "
+                "NULL::VARCHAR AS _source_sha256, NULL::BIGINT AS _row_ordinal, NULL::VARCHAR AS _ingest_run_id, "
+                "NULL::VARCHAR AS _parse_error, NULL::VARCHAR AS _raw_line WHERE false")
+    return f"SELECT {', '.join(select_raw)}, {lineage} FROM {src}"
 
+
+def _register_file_rejects(con: duckdb.DuckDBPyConnection, file_rejects: dict[str, str]) -> None:
+    """Temp table ``file_rejects``: the files whose schema quarantines all their rows, with the reason."""
     con.execute("CREATE OR REPLACE TEMP TABLE file_rejects (sha VARCHAR, reason VARCHAR)")
     if file_rejects:
         con.executemany("INSERT INTO file_rejects VALUES (?, ?)", list(file_rejects.items()))
 
-    # --- one pass: raw text → typed columns, the columns coerced per row, every violated rule per row
+
+def _type_and_validate(con: duckdb.DuckDBPyConnection, table: Table, policy: Policy, raw_sql: str) -> None:
+    """Temp table ``checked``, in one pass: raw text → typed columns, the columns coerced per row, every violated
+    rule per row (a malformed line, a rejected file, then the column rules)."""
     typed_cols, coerced_flags = typed_columns(table, policy)
     rules = [(cond, lit(text)) for _, cond, text in rule_checks(table)]
     raw_names = ", ".join(q(c.name + "__raw") for c in table.columns)
@@ -326,7 +358,12 @@ def build_silver(con: duckdb.DuckDBPyConnection, table: Table, bronze_uris: list
             -- the raw text is kept only where a rule fired (the quarantine payload needs it)
             SELECT judged.* EXCLUDE ({raw_names}), {keep_raw} FROM judged"""
     )
-    # --- duplicates among clean rows (first occurrence wins), and keys already in other partitions
+
+
+def _flag_duplicates(con: duckdb.DuckDBPyConnection, table: Table, partitions: list[str],
+                     check_earlier_partitions: bool) -> None:
+    """Temp table ``extra_violations``: duplicates among clean rows (first occurrence wins), and keys already in
+    other partitions of silver."""
     pk = ", ".join(q(k) for k in table.primary_key)
     content = "hash(" + ", ".join(q(c.name) for c in table.columns) + ")"  # typed values of clean rows
     earlier, earlier_case = "", ""
@@ -353,24 +390,42 @@ def build_silver(con: duckdb.DuckDBPyConnection, table: Table, bronze_uris: list
             FROM ranked {earlier}
             WHERE _rn > 1 {"OR e._earlier IS NOT NULL" if earlier else ""}"""
     )
+
+
+def _combine_violations(con: duckdb.DuckDBPyConnection) -> None:
+    """Temp view ``all_rows``: every checked row with its violations, the duplicate ones included."""
     con.execute(
         """CREATE OR REPLACE TEMP VIEW all_rows AS
            SELECT c.* EXCLUDE (_violations), coalesce(x._violations, c._violations) AS _violations
            FROM checked c LEFT JOIN extra_violations x ON c.rowid = x._rid"""
     )
-    _fill_outputs(con, table, pii_key, run_id)
 
-    # --- schema events from type coercion (per file), then results
-    for part, uri, sha, name, n in con.execute(
-            "SELECT _partition, _source_uri, _source_sha256, col, count(*) FROM "
-            "(SELECT _partition, _source_uri, _source_sha256, unnest(_coerced) AS col FROM checked "
-            " WHERE len(_coerced) > 0) GROUP BY ALL ORDER BY ALL").fetchall():
-        events.append(SchemaEvent(part, uri, sha, "type_coerced", name, policy, "coerced (lossless)", int(n)))
-    per_file = dict(con.execute("SELECT _source_sha256, count(*) FROM checked GROUP BY 1").fetchall())
+
+def _coercion_events(con: duckdb.DuckDBPyConnection, policy: Policy) -> list[SchemaEvent]:
+    """One ``type_coerced`` schema event per file and column a lossless correction was applied to."""
+    return [SchemaEvent(part, uri, sha, "type_coerced", name, policy, "coerced (lossless)", int(n))
+            for part, uri, sha, name, n in con.execute(
+                "SELECT _partition, _source_uri, _source_sha256, col, count(*) FROM "
+                "(SELECT _partition, _source_uri, _source_sha256, unnest(_coerced) AS col FROM checked "
+                " WHERE len(_coerced) > 0) GROUP BY ALL ORDER BY ALL").fetchall()]
+
+
+def _rows_per_file(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
+    """Bronze rows per source file (sha256)."""
+    return dict(con.execute("SELECT _source_sha256, count(*) FROM checked GROUP BY 1").fetchall())
+
+
+def _count_rows_affected(events: list[SchemaEvent], per_file: dict[str, int]) -> None:
+    """A file-level schema event affects every row of its file."""
     for ev in events:
         if ev.event != "type_coerced" and ev.rows_affected == 0:
             ev.rows_affected = int(per_file.get(ev.source_sha256, 0))
-    _fill_events(con, table, events, run_id)
+
+
+def _result(con: duckdb.DuckDBPyConnection, table: Table, partitions: list[str], events: list[SchemaEvent],
+            per_file: dict[str, int]) -> SilverResult:
+    """The counts of the filled temp tables."""
+    result = SilverResult(table.name, partitions)
     result.schema_events = events
     result.bronze_rows = int(sum(per_file.values()))
     result.silver_rows = int(con.execute("SELECT count(*) FROM silver_out").fetchone()[0])  # type: ignore[index]

@@ -18,11 +18,13 @@ from tqdm import tqdm
 from ..contracts import TABLES
 from ..layout import landing_file_key, oracle_manifest_key, oracle_truth_key, partition_key
 from ..resources import ObjectStore
-from . import leakage, truth
 from .anomalies import Injection, render_file
 from .config import SimulationConfig
 from .formats import parquet_bytes
+from .leakage import MAX_LAG_HOURS as POST_DECISION_MAX_LAG_HOURS
+from .leakage import SHARE as POST_DECISION_SHARE
 from .tables import BUILDERS, HourlyTable
+from .truth import CONCEPT_DRIFT_SHIFT, DPD_WEIGHTS, INTERCEPT, PD_FORMULA, RISK_SCALE, bayes_optimal_auc
 from .world import World, build_world
 
 log = logging.getLogger("creditrisk.simulate")
@@ -32,7 +34,7 @@ DRIFT_DESCRIPTIONS = {
     "none": "no drift",
     "income_shift": "AMT_INCOME_TOTAL x0.7 and AMT_CREDIT x1.2 (annuity follows the credit): covariate shift",
     "product_mix": "Revolving loans 9.5% -> 40%, applicants ~9 years younger, EXT_SOURCE_3 missing 20% -> 45%",
-    "default_rate": f"PD intercept +{truth.CONCEPT_DRIFT_SHIFT} on the logit: concept drift, same features",
+    "default_rate": f"PD intercept +{CONCEPT_DRIFT_SHIFT} on the logit: concept drift, same features",
 }
 FORMAT_NOTES = {
     "csv": "header row, ',' separator, '\\n' line ends, RFC-4180 quoting where needed, UTF-8, null = empty field",
@@ -141,7 +143,7 @@ def _aucs(world: World) -> dict[str, Any]:
     drifted = world.app.drifted
 
     def auc(mask: np.ndarray) -> float | None:
-        value = truth.bayes_optimal_auc(world.pd[mask]) if mask.sum() > 1 else float("nan")
+        value = bayes_optimal_auc(world.pd[mask]) if mask.sum() > 1 else float("nan")
         return None if np.isnan(value) else value
 
     return {"overall": auc(np.ones(len(drifted), bool)), "pre_drift": auc(~drifted), "post_drift": auc(drifted)}
@@ -186,16 +188,16 @@ def build_manifest(world: World, tables: dict[str, HourlyTable], files: list[dic
         "drift": {"scenario": cfg.drift, "start_hour": ds, "description": DRIFT_DESCRIPTIONS[cfg.drift],
                   "start_time": None if ds is None else (start + dt.timedelta(hours=ds)).isoformat(timespec="seconds"),
                   "drifted_applications": int(world.app.drifted.sum())},
-        "pd_formula": list(truth.PD_FORMULA),
-        "pd_parameters": {"intercept": truth.INTERCEPT, "risk_scale": truth.RISK_SCALE,
-                          "concept_drift_shift": truth.CONCEPT_DRIFT_SHIFT,
-                          "dpd_weights": truth.DPD_WEIGHTS.tolist()},
+        "pd_formula": list(PD_FORMULA),
+        "pd_parameters": {"intercept": INTERCEPT, "risk_scale": RISK_SCALE,
+                          "concept_drift_shift": CONCEPT_DRIFT_SHIFT,
+                          "dpd_weights": DPD_WEIGHTS.tolist()},
         "outcomes": {"delay_hours": cfg.outcome_delay_hours, "written": int(written_outcomes),
                      "not_matured": len(world.app) - int(written_outcomes) if "loan_outcome" in tables else None},
         "post_decision": {
             "description": "rows dated after the decision about the new loan (SK_ID_PREV not in previous_application),"
                            " landing 1-6 hours after the application; features must never use them",
-            "share": leakage.SHARE, "max_lag_hours": leakage.MAX_LAG_HOURS,
+            "share": POST_DECISION_SHARE, "max_lag_hours": POST_DECISION_MAX_LAG_HOURS,
             "applicants": len(world.post.applicant),
             "sk_id_prev_range": [int(world.post.sk_id_prev[0]), int(world.post.sk_id_prev[-1])]
             if len(world.post.applicant) else None,

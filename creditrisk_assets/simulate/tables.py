@@ -14,7 +14,6 @@ import numpy as np
 import pyarrow as pa
 
 from ..contracts import TABLES, Table
-from . import pii
 from .details import SUITES, generate_details
 from .history import (
     BB_STATUS,
@@ -31,6 +30,7 @@ from .history import (
     pos_cash_rows,
 )
 from .leakage import post_card_balances, post_installments
+from .pii import addresses, full_names, national_ids, phones
 from .population import (
     CONTRACT_TYPES,
     EDUCATION_TYPES,
@@ -145,7 +145,7 @@ def _hourly(name: str, columns: dict[str, pa.Array], hour: np.ndarray, hours: in
 def application_table(w: World) -> HourlyTable:
     a = w.app
     rng = stream(w.cfg.seed, "pii")
-    name, email = pii.full_names(rng, a.gender == GENDERS.index("F"))
+    name, email = full_names(rng, a.gender == GENDERS.index("F"))
     cols = {
         "SK_ID_CURR": ints(a.sk_id_curr), "DECISION_TIME": timestamps(a.decision_ts),
         "NAME_CONTRACT_TYPE": categorical(CONTRACT_TYPES, a.contract), "CODE_GENDER": categorical(GENDERS, a.gender),
@@ -159,9 +159,9 @@ def application_table(w: World) -> HourlyTable:
         "OCCUPATION_TYPE": categorical(OCCUPATIONS, a.occupation),
         "ORGANIZATION_TYPE": categorical(ORGANIZATIONS, a.organization), "REGION_RATING_CLIENT": ints(a.region_rating),
         "EXT_SOURCE_1": floats(a.ext1), "EXT_SOURCE_2": floats(a.ext2), "EXT_SOURCE_3": floats(a.ext3),
-        "FULL_NAME": name, "EMAIL": email, "PHONE": pii.phones(rng, len(a)),
-        "NATIONAL_ID": pii.national_ids(w.cfg.seed, np.arange(len(a))), "DATE_OF_BIRTH": dates(a.birth_day),
-        "ADDRESS": pii.addresses(rng, len(a)),
+        "FULL_NAME": name, "EMAIL": email, "PHONE": phones(rng, len(a)),
+        "NATIONAL_ID": national_ids(w.cfg.seed, np.arange(len(a))), "DATE_OF_BIRTH": dates(a.birth_day),
+        "ADDRESS": addresses(rng, len(a)),
     }
     d = generate_details(a, stream(w.cfg.seed, "applicant_details"))
     cols |= {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import csv
 import datetime as dt
 import gzip
@@ -16,6 +17,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
+import creditrisk_assets.simulate as simulate_package
 from creditrisk_assets.contracts import TABLE_NAMES, TABLES
 from creditrisk_assets.layout import parse_landing_key
 from creditrisk_assets.resources import FolderStore, ObjectStore
@@ -657,3 +659,35 @@ def test_cli_rejects_bad_arguments(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     with pytest.raises(SystemExit):
         main(["--tables", "nope"])
     assert main(["--start", "2026-10-01T00:30", "--no-progress"]) == 2
+
+
+# ---------------------------------------------------------------------------- imports
+
+def _imports_of_the_package(path: Path, package: str) -> list[str]:
+    """The import statements in ``path`` (a module of ``package``) that go through the package's ``__init__``."""
+    module_package = package.split(".")
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.ImportFrom):
+            base = module_package[:len(module_package) - node.level + 1] if node.level else []
+            target = ".".join(base + ([node.module] if node.module else []))
+            names = {f"{target}.{a.name}" for a in node.names}
+            if target == package or package in names:  # from . import x / from ..simulate import x / from .. import simulate
+                found.append(f"line {node.lineno}: from {'.' * node.level}{node.module or ''} import "
+                             + ", ".join(a.name for a in node.names))
+        elif isinstance(node, ast.Import):
+            found += [f"line {node.lineno}: import {a.name}" for a in node.names
+                      if a.name == package or a.name.startswith(package + ".")]
+    return found
+
+
+def test_no_simulator_module_imports_the_package_init() -> None:
+    """``simulate/__init__`` only re-exports from its submodules; a submodule importing from the package (even
+    ``from . import pii``) closes an import cycle through ``__init__``."""
+    package = simulate_package.__name__
+    root = Path(simulate_package.__file__).parent
+    modules = sorted(p for p in root.glob("*.py") if p.name != "__init__.py")
+    assert len(modules) > 10
+    offending = {p.name: found for p in modules if (found := _imports_of_the_package(p, package))}
+    assert not offending
+    assert _imports_of_the_package(root / "__init__.py", package) == []  # only relative re-exports of submodules
