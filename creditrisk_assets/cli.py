@@ -197,7 +197,7 @@ def models_main(args: argparse.Namespace) -> int:
     from .settings import Settings
 
     settings = Settings.from_env()
-    client = registry.connect(settings.resolved_mlflow_uri, settings.mlflow_artifact_location)
+    client = registry.connect_for(settings)
     now = dt.datetime.now(dt.UTC).isoformat()
     version = str(getattr(args, "version", "") or "")
     try:

@@ -20,7 +20,6 @@ from .gold.dbt_profiles import PROJECT_DIR, write_profiles
 from .jobs import build_jobs, build_schedules
 from .logs import configure_logging
 from .partitions import hourly_partitions
-from .resources import Lake, object_store_from_settings
 from .sensors import (
     WATCHED_FOR_STALENESS,
     build_alert_sensors,
@@ -64,8 +63,6 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         resources={
             **resources_for(settings),
             "settings": settings,
-            "store": object_store_from_settings(settings),
-            "lake": Lake(settings),
             "dbt": DbtCliResource(project_dir=str(PROJECT_DIR), profiles_dir=str(write_profiles(settings)),
                                   dbt_executable=str(Path(sys.executable).parent / "dbt")),
         },

@@ -19,6 +19,7 @@ import datetime as dt
 import os
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,9 +30,9 @@ from .definitions import build_definitions
 from .ingest.bronze import read_audit_log
 from .layout import HOUR_FMT, LANDING_PREFIX, MONITORING_REPORTS_PREFIX, report_key
 from .logs import configure_logging
-from .resources import Lake, open_store_for_writing
-from .settings import Settings
-from .simulate import SimulationConfig, simulate
+from .resources import Lake, ObjectStore, open_store_for_writing
+from .settings import Settings, mask_credentials
+from .simulate import SimulationConfig, SimulationResult, simulate
 
 DEMO_ANOMALIES = {"malformed_row": 0.002, "duplicate_rows": 0.002, "wrong_type": 0.002, "empty_file": 0.01,
                   "corrupt_file": 0.01, "wrong_encoding": 0.02, "extra_column": 0.02, "missing_column": 0.01}
@@ -155,7 +156,48 @@ def replay_traffic(url: str, ids: list[int], batch: int = 50) -> int:
     return scored
 
 
+STEPS = 8
+
+
+@dataclass
+class _Demo:
+    """What the steps after the simulation share: arguments, settings, store, and the Dagster instance and
+    definitions the runs execute in."""
+
+    args: argparse.Namespace
+    settings: Settings
+    store: ObjectStore
+    start: dt.datetime
+    instance: dg.DagsterInstance
+    defs: dg.Definitions
+
+    def hour(self, h: int) -> str:
+        """The partition key of hour ``h`` of the simulated window."""
+        return (self.start + dt.timedelta(hours=h)).strftime(HOUR_FMT)
+
+
 def main(argv: list[str] | None = None) -> int:
+    args = _parse_args(argv)
+    settings = _set_up(args)
+    store = open_store_for_writing(settings)
+    start = dt.datetime.strptime(settings.partitions_start, HOUR_FMT)
+    _print_demo_settings(settings)
+    sim = _simulate(args, store, start)
+    demo = _Demo(args, settings, store, start, dagster_instance(settings), build_definitions(settings))
+    first, failed_checks = _ingest_before_shift(demo)
+    trained = _train_and_promote(demo)
+    url, deployed = _serve_champion(demo)
+    monitored, cursor = _monitor_before_shift(demo, url)
+    later, later_failed_checks, requests = _land_shifted_hours(demo, cursor)
+    retrained = _retrain_and_redeploy(demo, url, requests)
+    accounted = _show_accounting(demo)
+    _print_where_to_look(demo, url, sim)
+    ok = (accounted and trained and deployed and monitored and retrained and first.success and later.success
+          and not failed_checks + later_failed_checks)
+    return 0 if ok else 1
+
+
+def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(prog="creditrisk demo", description=__doc__)
     ap.add_argument("--hours", type=int, default=72)
     ap.add_argument("--drift-hour", type=int, default=48, help="hour the simulated population shift starts")
@@ -163,22 +205,30 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rows-per-hour", type=int, default=300)
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--keep", action="store_true", help="do not clear the embedded data home first")
-    args = ap.parse_args(argv)
+    return ap.parse_args(argv)
 
+
+def _set_up(args: argparse.Namespace) -> Settings:
+    """The demo's settings, logging that keeps the terminal for the summary, and (without ``--keep``) a fresh
+    embedded data home."""
     settings = demo_settings(Settings.from_env(), dict(os.environ))
     if "CREDITRISK_LOG_LEVEL" not in os.environ:  # keep the terminal for the summary
         settings = dataclasses.replace(settings, log_level="WARNING")
     configure_logging(settings.log_level)
     if not args.keep:
         fresh_home(settings)
-    store = open_store_for_writing(settings)
-    start = dt.datetime.strptime(settings.partitions_start, HOUR_FMT)
-    hour = lambda h: (start + dt.timedelta(hours=h)).strftime(HOUR_FMT)  # noqa: E731
-    steps = 8
+    return settings
+
+
+def _print_demo_settings(settings: Settings) -> None:
     print(f"      demo settings: drift windows of {settings.drift_window_hours} h, retrain after "
           f"{settings.drift_consecutive_windows} drifted windows (share >= {settings.drift_share_threshold}), canary "
           f"approval-rate tolerance ±{settings.canary_max_approval_delta}")
-    print(f"[1/{steps}] simulating {args.hours} hours x {args.rows_per_hour} applications/hour into "
+
+
+def _simulate(args: argparse.Namespace, store: ObjectStore, start: dt.datetime) -> SimulationResult:
+    """Step 1: the simulated window lands, drift and anomalies included."""
+    print(f"[1/{STEPS}] simulating {args.hours} hours x {args.rows_per_hour} applications/hour into "
           f"{store.uri(LANDING_PREFIX)}, drift `{args.drift}` from hour {args.drift_hour}")
     t0 = time.perf_counter()
     sim = simulate(SimulationConfig(start=start.strftime("%Y-%m-%dT%H:%M"), hours=args.hours,
@@ -187,96 +237,133 @@ def main(argv: list[str] | None = None) -> int:
                    store, progress=True)
     print(f"      {len(sim.files)} files, {sum(sim.rows.values()):,} rows, Bayes-optimal AUC "
           f"{sim.bayes_optimal_auc:.4f} ({time.perf_counter() - t0:.1f}s)")
+    return sim
 
-    instance = dagster_instance(settings)
-    defs = build_definitions(settings)
-    print(f"[2/{steps}] bronze → silver → gold for hours 0–{args.drift_hour - 1} in one Dagster run (job `ingest`)")
+
+def _ingest_before_shift(d: _Demo) -> tuple[dg.ExecuteInProcessResult, list[str]]:
+    """Step 2: bronze → silver → gold for the hours before the shift, then the silver profile. (The run, its
+    failed asset checks.)"""
+    print(f"[2/{STEPS}] bronze → silver → gold for hours 0–{d.args.drift_hour - 1} in one Dagster run (job `ingest`)")
     t0 = time.perf_counter()
-    result = run_ingest(defs, hour(0), hour(args.drift_hour - 1), instance)
+    result = run_ingest(d.defs, d.hour(0), d.hour(d.args.drift_hour - 1), d.instance)
     failed_checks = check_failures(result)
     print(f"      run {result.run_id[:8]} {'succeeded' if result.success else 'FAILED'}, "
           f"{len(failed_checks)} failed asset check(s) ({time.perf_counter() - t0:.1f}s)")
-    print(f"      data profile of silver: {'ok' if run_profile(defs, instance) else 'FAILED'} "
-          f"(Evidently HTML at {store.uri(report_key('profile', 'application.html'))})")
+    print(f"      data profile of silver: {'ok' if run_profile(d.defs, d.instance) else 'FAILED'} "
+          f"(Evidently HTML at {d.store.uri(report_key('profile', 'application.html'))})")
+    return result, failed_checks
 
-    print(f"[3/{steps}] train, evaluate, register and gate the PD models (job `train_and_promote`, MLflow)")
-    t0 = time.perf_counter()
-    ml = run_job(defs, "train_and_promote", instance)
-    ok = ml.success and _print_training(ml, t0)
 
-    print(f"[4/{steps}] serve the champion with Ray Serve (job `deploy_champion`; first start ~1 min)")
+def _train_and_promote(d: _Demo) -> bool:
+    """Step 3: the first champion. True when the job succeeded."""
+    print(f"[3/{STEPS}] train, evaluate, register and gate the PD models (job `train_and_promote`, MLflow)")
     t0 = time.perf_counter()
-    deployed = run_job(defs, "deploy_champion", instance)
+    ml = run_job(d.defs, "train_and_promote", d.instance)
+    return ml.success and _print_training(ml, t0)
+
+
+def _serve_champion(d: _Demo) -> tuple[str, bool]:
+    """Step 4: deploy the champion and score one application. (The serving URL, whether the deploy succeeded.)"""
+    print(f"[4/{STEPS}] serve the champion with Ray Serve (job `deploy_champion`; first start ~1 min)")
+    t0 = time.perf_counter()
+    deployed = run_job(d.defs, "deploy_champion", d.instance)
     from serving import runtime
 
-    url = runtime.base_url(settings)
+    url = runtime.base_url(d.settings)
     answer = post_json(url + "/predict", {"sk_id_curr": 100001}) if deployed.success else {}
     print(f"      {url}/predict → pd {answer.get('pd')}, score {answer.get('score')}, grade "
           f"{answer.get('grade')}, {answer.get('decision')}, reasons {answer.get('reason_codes')}, model v{answer.get('model_version')} "
           f"({time.perf_counter() - t0:.1f}s)")
-    ok = ok and deployed.success
+    return url, deployed.success
 
+
+def _latest_applications(settings: Settings) -> list[int]:
+    """The ids of the latest 600 applications in gold."""
     con = Lake(settings).connect_lake()
     try:
-        ids = [r[0] for r in con.execute("SELECT sk_id_curr FROM lake.gold.applicant_features "
-                                         "ORDER BY decision_time DESC LIMIT 600").fetchall()]
+        return [r[0] for r in con.execute("SELECT sk_id_curr FROM lake.gold.applicant_features "
+                                          "ORDER BY decision_time DESC LIMIT 600").fetchall()]
     finally:
         con.close()
-    scored = replay_traffic(url, ids)
-    ok = ok and scored == len(ids)
-    print(f"[5/{steps}] monitoring before the shift: {scored} of {len(ids)} applications scored over HTTP, "
-          "then asset `serving/prediction_log`, job `monitor` and the drift sensor")
-    time.sleep(settings.prediction_log_flush_s + 1)  # the replicas flush their log batches
+
+
+def _collect_prediction_log(d: _Demo) -> None:
+    """Once the replicas flushed their log batches: the prediction log of the previous and the current hour."""
+    time.sleep(d.settings.prediction_log_flush_s + 1)  # the replicas flush their log batches
     now = dt.datetime.now(dt.UTC).replace(minute=0, second=0, microsecond=0, tzinfo=None)
     for h in (now - dt.timedelta(hours=1), now):
-        materialize(defs, dg.AssetKey(["serving", "prediction_log"]), instance, partition_key=h.strftime(HOUR_FMT))
-    monitor = run_job(defs, "monitor", instance)
-    requests, skip, cursor = evaluate_sensor(defs, instance, "drift_sensor")
-    print(f"      {_drift_line(monitor)}; drift sensor: {skip or f'{len(requests)} retrain request(s)'}")
-    ok = ok and monitor.success and not requests
+        materialize(d.defs, dg.AssetKey(["serving", "prediction_log"]), d.instance, partition_key=h.strftime(HOUR_FMT))
 
-    print(f"[6/{steps}] hours {args.drift_hour}–{args.hours - 1} land (the population shifts): job `ingest`, "
+
+def _monitor_before_shift(d: _Demo, url: str) -> tuple[bool, str | None]:
+    """Step 5: traffic over HTTP, then prediction log, monitoring and the drift sensor. (True when every
+    application was scored, monitoring succeeded and no retrain was requested; the sensor's cursor.)"""
+    ids = _latest_applications(d.settings)
+    scored = replay_traffic(url, ids)
+    print(f"[5/{STEPS}] monitoring before the shift: {scored} of {len(ids)} applications scored over HTTP, "
+          "then asset `serving/prediction_log`, job `monitor` and the drift sensor")
+    _collect_prediction_log(d)
+    monitor = run_job(d.defs, "monitor", d.instance)
+    requests, skip, cursor = evaluate_sensor(d.defs, d.instance, "drift_sensor")
+    print(f"      {_drift_line(monitor)}; drift sensor: {skip or f'{len(requests)} retrain request(s)'}")
+    return scored == len(ids) and monitor.success and not requests, cursor
+
+
+def _land_shifted_hours(d: _Demo, cursor: str | None) -> tuple[dg.ExecuteInProcessResult, list[str],
+                                                                  list[dg.RunRequest]]:
+    """Step 6: the shifted hours are ingested and monitored; one tick of the drift sensor. (The ingest run, its
+    failed asset checks, the sensor's run requests.)"""
+    print(f"[6/{STEPS}] hours {d.args.drift_hour}–{d.args.hours - 1} land (the population shifts): job `ingest`, "
           "then `monitor`")
     t0 = time.perf_counter()
-    later = run_ingest(defs, hour(args.drift_hour), hour(args.hours - 1), instance)
-    failed_checks += check_failures(later)
-    monitor = run_job(defs, "monitor", instance)
+    later = run_ingest(d.defs, d.hour(d.args.drift_hour), d.hour(d.args.hours - 1), d.instance)
+    failed_checks = check_failures(later)
+    monitor = run_job(d.defs, "monitor", d.instance)
     print(f"      {_drift_line(monitor)} ({time.perf_counter() - t0:.1f}s)")
-    requests, skip, cursor = evaluate_sensor(defs, instance, "drift_sensor", cursor)
+    requests, skip, cursor = evaluate_sensor(d.defs, d.instance, "drift_sensor", cursor)
     print(f"      drift sensor: {skip or f'requests `retrain_and_deploy` ({requests[0].run_key})'}")
+    return later, failed_checks, requests
 
-    print(f"[7/{steps}] retrain → evaluate → gate → redeploy (job `retrain_and_deploy`)")
-    promoted_to = None
-    if requests:
-        t0 = time.perf_counter()
-        retrain = run_job(defs, "retrain_and_deploy", instance, tags=dict(requests[0].tags))
-        decision = retrain.output_for_node("ml__promotion") if retrain.success else {}
-        _print_training(retrain, t0)
-        if retrain.success and not decision.get("promoted"):
-            for reason in retrain.output_for_node("ml__promotion").get("reasons", []):
-                print(f"        {reason}")
-        promoted_to = decision.get("champion") if decision.get("promoted") else None
-        after = post_json(url + "/predict", {"sk_id_curr": 100001})
-        print(f"      serving now answers with model v{after.get('model_version')} "
-              f"({'the new champion' if promoted_to else 'the gate kept the champion'})")
-        ok = ok and retrain.success
-    else:
+
+def _retrain_and_redeploy(d: _Demo, url: str, requests: list[dg.RunRequest]) -> bool:
+    """Step 7: the run the drift sensor requested, and the model serving answers with after it. False when
+    the sensor requested none or the run failed."""
+    print(f"[7/{STEPS}] retrain → evaluate → gate → redeploy (job `retrain_and_deploy`)")
+    if not requests:
         print("      no retrain requested")
-        ok = False
+        return False
+    t0 = time.perf_counter()
+    retrain = run_job(d.defs, "retrain_and_deploy", d.instance, tags=dict(requests[0].tags))
+    decision = retrain.output_for_node("ml__promotion") if retrain.success else {}
+    _print_training(retrain, t0)
+    if retrain.success and not decision.get("promoted"):
+        for reason in retrain.output_for_node("ml__promotion").get("reasons", []):
+            print(f"        {reason}")
+    promoted_to = decision.get("champion") if decision.get("promoted") else None
+    after = post_json(url + "/predict", {"sk_id_curr": 100001})
+    print(f"      serving now answers with model v{after.get('model_version')} "
+          f"({'the new champion' if promoted_to else 'the gate kept the champion'})")
+    return retrain.success
 
-    print(f"[8/{steps}] where every landed row went:")
-    ok = _print_accounting(settings, store) and ok and result.success and later.success and not failed_checks
+
+def _show_accounting(d: _Demo) -> bool:
+    """Step 8: bronze, silver and quarantine rows per table. True when every landed row is accounted for."""
+    print(f"[8/{STEPS}] where every landed row went:")
+    return _print_accounting(d.settings, d.store)
+
+
+def _print_where_to_look(d: _Demo, url: str, sim: SimulationResult) -> None:
+    settings, store = d.settings, d.store
     reports = sorted(o.key for o in store.list(MONITORING_REPORTS_PREFIX))
     print("\nWhere to look:")
     print("  Dagster UI      make dev  →  http://127.0.0.1:3000  (Assets by group; Runs: the runs above; Sensors)")
     print(f"  serving         curl -s -X POST {url}/predict -H 'content-type: application/json' -d '{{\"sk_id_curr\": 100001}}'")
     print(f"                  {url}/model  ·  stop it with `.venv/bin/creditrisk serve stop`")
     print(f"  drift report    {store.uri(reports[-1]) if reports else '(none)'}")
-    print(f"  MLflow UI       .venv/bin/mlflow ui --backend-store-uri {settings.resolved_mlflow_uri} --port 5000")
+    print(f"  MLflow UI       .venv/bin/mlflow ui --backend-store-uri {mask_credentials(settings.resolved_mlflow_uri)} --port 5000")
     print("  models          .venv/bin/creditrisk models   (versions, aliases, promotion history)")
     print(f"  object store    {store.uri('')}   (landing/, bronze/, lake/, reports/, serving/, monitoring/)")
     print(f"  oracle manifest {store.uri(sim.manifest_key)}  (true PD of every application, Bayes-optimal AUC)")
-    return 0 if ok else 1
 
 
 def _print_training(result: dg.ExecuteInProcessResult, t0: float) -> bool:

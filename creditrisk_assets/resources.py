@@ -1,7 +1,8 @@
 """The one resources module: object store (folder | S3), lake (DuckDB), chosen by settings.
 
-These are plain Python objects; Dagster receives them as resources (``ResourceParam``) from
-``definitions.py``. Nothing here knows about Dagster, so tests and the CLI use them directly.
+These are plain Python objects that know nothing about Dagster, so tests and the CLI use them directly;
+Dagster gets them through the typed resources of ``dagster_resources.py`` (``ObjectStorage.get_store()``,
+``DuckLake.get_lake()``), whose configuration the UI shows.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
@@ -277,10 +278,28 @@ class S3Store(ObjectStore):
                                                       ExpiresIn=LINK_EXPIRY_S))
 
 
+@dataclass(frozen=True)
+class S3Access:
+    """Where an S3 bucket is and how to sign for it (empty keys: boto3's and DuckDB's credential chain)."""
+
+    bucket: str
+    endpoint: str = ""
+    region: str = "us-east-1"
+    access_key_id: str = ""
+    secret_access_key: str = field(default="", repr=False)
+
+    @classmethod
+    def of(cls, settings: Settings) -> S3Access:
+        return cls(settings.s3_bucket, settings.s3_endpoint, settings.s3_region,
+                   settings.s3_access_key_id, settings.s3_secret_access_key)
+
+    def store(self) -> S3Store:
+        return S3Store(self.bucket, self.endpoint, self.region, self.access_key_id, self.secret_access_key)
+
+
 def object_store_from_settings(settings: Settings) -> ObjectStore:
     if settings.object_store == "s3":
-        return S3Store(settings.s3_bucket, settings.s3_endpoint, settings.s3_region,
-                       settings.s3_access_key_id, settings.s3_secret_access_key)
+        return S3Access.of(settings).store()
     return FolderStore(settings.resolved_store_root)
 
 
@@ -360,6 +379,37 @@ def writer_lock(catalog_file: str | None, timeout_s: float = WRITER_LOCK_TIMEOUT
             fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
 
+@dataclass(frozen=True)
+class LakeConfig:
+    """What a ``Lake`` needs: its local directory, the DuckLake catalog, where the data files go, the
+    directory DuckDB loads extensions from, and the S3 bucket when the object store is S3."""
+
+    directory: Path  # local files of the lake (dbt's DuckDB file, the default SQLite catalog)
+    catalog: str = field(repr=False)  # `sqlite:<file>` or `postgres:<dsn>` (a DSN may carry a password)
+    data_path: str  # `<store root>/lake/` or `s3://<bucket>/lake/`
+    extension_dir: Path
+    s3: S3Access | None = None
+
+    @classmethod
+    def of(cls, settings: Settings) -> LakeConfig:
+        s3 = S3Access.of(settings) if settings.object_store == "s3" else None
+        return cls.on(settings.resolved_lake_dir, settings.resolved_lake_catalog,
+                      settings.resolved_store_root, settings.home.resolve() / "duckdb_extensions", s3)
+
+    @classmethod
+    def on(cls, directory: Path, catalog: str, store_root: Path, extension_dir: Path,
+           s3: S3Access | None = None) -> LakeConfig:
+        """The lake whose data files live under ``lake/`` of the object store (``store_root`` or ``s3``)."""
+        data_path = (f"s3://{s3.bucket}/{LAKE_DATA_PREFIX}" if s3 is not None
+                     else str(Path(store_root) / LAKE_DATA_PREFIX.rstrip("/")) + "/")
+        return cls(Path(directory), catalog, data_path, Path(extension_dir), s3)
+
+    @property
+    def sqlite_file(self) -> str | None:
+        """The SQLite file of the catalog, or None when the catalog is elsewhere (Postgres)."""
+        return self.catalog[len("sqlite:"):] if self.catalog.startswith("sqlite:") else None
+
+
 class Lake:
     """DuckDB connections configured for this platform: no extension is ever downloaded.
 
@@ -369,26 +419,23 @@ class Lake:
     files in the object store under ``lake/``.
     """
 
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self.dir = settings.resolved_lake_dir
+    def __init__(self, config: Settings | LakeConfig) -> None:
+        self.config = config if isinstance(config, LakeConfig) else LakeConfig.of(config)
+        self.dir = self.config.directory
 
     @property
     def data_path(self) -> str:
-        s = self.settings
-        if s.object_store == "s3":
-            return f"s3://{s.s3_bucket}/{LAKE_DATA_PREFIX}"
-        return str(s.resolved_store_root / LAKE_DATA_PREFIX.rstrip("/")) + "/"
+        return self.config.data_path
 
     def connect_lake(self, threads: int | None = None) -> duckdb.DuckDBPyConnection:
         con = self.connect(threads=threads)
-        catalog, sqlite_file = self.settings.resolved_lake_catalog, self.settings.sqlite_lake_catalog
+        catalog, sqlite_file = self.config.catalog, self.config.sqlite_file
         if sqlite_file is not None:
             Path(sqlite_file).parent.mkdir(parents=True, exist_ok=True)
             con.execute(f"LOAD '{self.sqlite_extension()}'")
         elif catalog.startswith("postgres:"):
             con.execute(f"LOAD '{extension_path('postgres_scanner')}'")
-        if self.settings.object_store == "folder":
+        if self.config.s3 is None:
             Path(self.data_path).mkdir(parents=True, exist_ok=True)
         con.execute(f"LOAD '{extension_path('ducklake')}'")
         # SQLite answers "database is locked" at once while another connection commits: wait for it instead
@@ -418,7 +465,7 @@ class Lake:
 
     def sqlite_extension(self) -> Path:
         # DuckDB loads the sqlite extension only under its real name, sqlite_scanner
-        target = self.settings.home.resolve() / "duckdb_extensions" / "sqlite_scanner.duckdb_extension"
+        target = self.config.extension_dir / "sqlite_scanner.duckdb_extension"
         if not target.exists():
             target.parent.mkdir(parents=True, exist_ok=True)
             tmp = _tmp_name(target)  # two runs in one process may get here at once
@@ -455,14 +502,14 @@ class Lake:
 
     def write_lock(self) -> contextlib.AbstractContextManager[None]:
         """The writer lock of this lake (see ``writer_lock``), for writers that are not ``transact`` (dbt)."""
-        return writer_lock(self.settings.sqlite_lake_catalog)
+        return writer_lock(self.config.sqlite_file)
 
     @staticmethod
     def snapshot_id(con: duckdb.DuckDBPyConnection) -> int:
         return int(con.execute(f"SELECT max(snapshot_id) FROM ducklake_snapshots('{LAKE_ALIAS}')").fetchone()[0])  # type: ignore[index]
 
     def connect(self, database: str | Path = ":memory:", threads: int | None = None) -> duckdb.DuckDBPyConnection:
-        ext_dir = self.settings.home.resolve() / "duckdb_extensions"
+        ext_dir = self.config.extension_dir
         ext_dir.mkdir(parents=True, exist_ok=True)
         config: dict[str, str | bool | int | float | list[str]] = {
             "autoinstall_known_extensions": False,
@@ -472,20 +519,20 @@ class Lake:
         if threads:
             config["threads"] = threads
         con = duckdb.connect(str(database), config=config)
-        if self.settings.object_store == "s3":
-            self._enable_s3(con)
+        if self.config.s3 is not None:
+            self._enable_s3(con, self.config.s3)
         return con
 
-    def _enable_s3(self, con: duckdb.DuckDBPyConnection) -> None:
-        s = self.settings
+    @staticmethod
+    def _enable_s3(con: duckdb.DuckDBPyConnection, s: S3Access) -> None:
         con.execute(f"LOAD '{extension_path('httpfs')}'")
-        parts = ["TYPE s3", f"REGION '{s.s3_region}'"]
-        if s.s3_access_key_id:
-            parts += [f"KEY_ID '{s.s3_access_key_id}'", f"SECRET '{s.s3_secret_access_key}'"]
-        if s.s3_endpoint:
-            endpoint = s.s3_endpoint.split("://", 1)[-1].rstrip("/")
+        parts = ["TYPE s3", f"REGION '{s.region}'"]
+        if s.access_key_id:
+            parts += [f"KEY_ID '{s.access_key_id}'", f"SECRET '{s.secret_access_key}'"]
+        if s.endpoint:
+            endpoint = s.endpoint.split("://", 1)[-1].rstrip("/")
             parts += [f"ENDPOINT '{endpoint}'", "URL_STYLE 'path'",
-                      f"USE_SSL {'true' if s.s3_endpoint.startswith('https') else 'false'}"]
+                      f"USE_SSL {'true' if s.endpoint.startswith('https') else 'false'}"]
         con.execute(f"CREATE OR REPLACE SECRET creditrisk_s3 ({', '.join(parts)})")
         # a dead or hung endpoint fails a lake read/write within about a minute (default: 4 x 30 s + backoff);
         # DuckDB's error names the URL (endpoint, bucket, object)

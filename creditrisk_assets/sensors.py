@@ -7,24 +7,23 @@ from typing import Any
 
 import dagster as dg
 
+from .dagster_resources import DuckLake, ObjectStorage
 from .ingest.landing import ingested_cursor, plan_ingestion
 from .layout import LANDING_PREFIX
-from .resources import Lake, ObjectStore
 
 
 def build_landing_sensor(job: Any, partitions_def: dg.TimeWindowPartitionsDefinition,
                          interval_s: int) -> dg.SensorDefinition:
     @dg.sensor(job=job, minimum_interval_seconds=interval_s, default_status=dg.DefaultSensorStatus.RUNNING,
                description="Requests bronze ingestion for every landed hour that is new or changed.")
-    def landing_sensor(context: dg.SensorEvaluationContext, store: dg.ResourceParam[ObjectStore],
-                       lake: dg.ResourceParam[Lake]):
-        objects = store.list(LANDING_PREFIX)
+    def landing_sensor(context: dg.SensorEvaluationContext, store: ObjectStorage, lake: DuckLake):
+        objects = store.get_store().list(LANDING_PREFIX)
         valid = set(partitions_def.get_partition_keys())
         seen = context.cursor
         if seen is None:  # first tick: what bronze already holds counts as seen
             from .ingest.bronze import read_audit_log
 
-            audit = read_audit_log(store, lake)
+            audit = read_audit_log(store.get_store(), lake.get_lake())
             seen = ingested_cursor(zip(audit["source_key"], audit["bytes"], audit["landed_at"], strict=True))
         ranges, cursor, skipped = plan_ingestion(objects, seen, valid)
         if skipped:

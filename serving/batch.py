@@ -37,7 +37,7 @@ def read_applications(store: ObjectStore, key: str) -> pd.DataFrame:
 
 
 def score_batch(settings: Settings, store: ObjectStore, lake: Lake, input_key: str = "") -> BatchResult:
-    client = registry.connect(settings.resolved_mlflow_uri, settings.mlflow_artifact_location)
+    client = registry.connect_for(settings)
     version = registry.alias_version(client, registry.CHAMPION)
     if version is None:
         raise ValueError("no model version has the `champion` alias: nothing to score with")

@@ -43,7 +43,7 @@ def registry_config(settings: Settings) -> dict[str, Any]:
     """The user config the registry implies now: champion and challenger versions, routing."""
     from creditrisk_assets.modeling import registry
 
-    client = registry.connect(settings.resolved_mlflow_uri, settings.mlflow_artifact_location)
+    client = registry.connect_for(settings)
     champion = registry.alias_version(client, registry.CHAMPION)
     challenger = registry.alias_version(client, registry.CHALLENGER)
     if challenger == champion:

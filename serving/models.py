@@ -12,7 +12,7 @@ from .scoring import ModelInfo, Scorer
 
 def load_scorer(settings: Settings, version: str, alias: str = "") -> Scorer:
     """The registered version ``version`` of ``creditrisk-pd`` as a Scorer, with what ``/v1/model`` shows."""
-    client = registry.connect(settings.resolved_mlflow_uri, settings.mlflow_artifact_location)
+    client = registry.connect_for(settings)
     mv = client.get_model_version(registry.REGISTERED_MODEL, version)
     if mv.run_id is None:
         raise ValueError(f"model version {version} has no source run")

@@ -7,6 +7,7 @@ from typing import Any
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
 
+from ..dagster_resources import DuckLake
 from ..gold.catalogue import catalogue_markdown
 from ..gold.dbt_profiles import PROJECT_DIR
 from ..resources import LAKE_POOL, Lake
@@ -50,11 +51,12 @@ def build_gold_assets(partitions_def: dg.PartitionsDefinition) -> dg.AssetsDefin
     @dbt_assets(manifest=project.manifest_path, partitions_def=partitions_def, name="gold_dbt",
                 backfill_policy=dg.BackfillPolicy.single_run(), dagster_dbt_translator=GoldTranslator(),
                 project=project, pool=LAKE_POOL)
-    def gold_dbt(context: dg.AssetExecutionContext, dbt: DbtCliResource, lake: dg.ResourceParam[Lake]):
+    def gold_dbt(context: dg.AssetExecutionContext, dbt: DbtCliResource, lake: DuckLake):
         # one lake writer at a time, also where the pool is not enforced (in-process runs): two builds of
         # the same window would both delete+insert its rows, and dbt's own DuckDB file takes one process
-        with lake.write_lock():
-            con = lake.connect_lake()
+        duck = lake.get_lake()
+        with duck.write_lock():
+            con = duck.connect_lake()
             try:
                 snapshot = Lake.snapshot_id(con)
             finally:

@@ -7,13 +7,13 @@ from typing import TYPE_CHECKING, Any
 import dagster as dg
 import pandas as pd
 
-from ..dagster_resources import Alerts, MlflowRegistry
+from ..dagster_resources import Alerts, DuckLake, MlflowRegistry, ObjectStorage
 from ..metadata import md_table
 from ..modeling.dataset import TARGET, TrainingSet, build_training_set
 from ..modeling.train import TrainedModel, train_baseline, train_xgboost
 from ..monitoring.alerts import Alert
-from ..resources import Lake, ObjectStore
-from ..settings import Settings
+from ..resources import Lake
+from ..settings import Settings, mask_credentials
 
 if TYPE_CHECKING:
     from ..modeling.scorecard import Economics
@@ -32,8 +32,8 @@ def _img(png: bytes, alt: str) -> str:
                       "snapshot; split by decision time into train / valid / out-of-time test. Features of source "
                       "tables without rows in silver (and features without a value in the train split) are left "
                       "out: `feature_groups_absent`, `features_dropped`.")
-def training_set(context: dg.AssetExecutionContext, lake: dg.ResourceParam[Lake]) -> dg.Output[TrainingSet]:
-    con = lake.connect_lake()
+def training_set(context: dg.AssetExecutionContext, lake: DuckLake) -> dg.Output[TrainingSet]:
+    con = lake.get_lake().connect_lake()
     try:
         ts = build_training_set(con, snapshot_id=Lake.snapshot_id(con))
     finally:
@@ -74,7 +74,7 @@ def pd_xgboost(ts: TrainingSet, settings: dg.ResourceParam[Settings]) -> dg.Outp
                       "threshold) and a model card for both models; both runs logged to MLflow; the better one "
                       "registered as `challenger`.")
 def evaluation(context: dg.AssetExecutionContext, ts: TrainingSet, baseline: TrainedModel, xgb: TrainedModel,
-               store: dg.ResourceParam[ObjectStore], settings: dg.ResourceParam[Settings],
+               store: ObjectStorage, settings: dg.ResourceParam[Settings],
                mlflow: MlflowRegistry) -> dg.Output[dict]:
     # mlflow, scikit-learn and matplotlib load in the run that needs them, not with the Definitions
     from ..modeling.pipeline import evaluate_model, evaluation_summary, log_and_register, oracle_pd
@@ -82,7 +82,7 @@ def evaluation(context: dg.AssetExecutionContext, ts: TrainingSet, baseline: Tra
 
     client = mlflow.client()  # fails fast, before any work is logged
     models = {"baseline": baseline, "xgboost": xgb}
-    truth = oracle_pd(store, ts.frame["sk_id_curr"])
+    truth = oracle_pd(store.get_store(), ts.frame["sk_id_curr"])
     groups = tuple(g.strip() for g in settings.gate_fairness_groups.split(",") if g.strip())
     evals = {k: evaluate_model(m, ts, settings.decision_threshold, truth, gated_groups=groups,
                                terms=settings.credit_terms) for k, m in models.items()}
@@ -100,7 +100,7 @@ def evaluation(context: dg.AssetExecutionContext, ts: TrainingSet, baseline: Tra
         "plots": dg.MetadataValue.md("\n\n".join(_img(png, name) for name, png in best.plots.items())),
         "reason_codes_sample": dg.MetadataValue.md(md_table(best.reason_codes, max_width=100)),
         **(_economics_metadata(best.economics, settings.decision_threshold) if best.economics else {}),
-        "mlflow_run_id": logged[candidate].run_id, "mlflow_tracking_uri": mlflow.tracking_uri,
+        "mlflow_run_id": logged[candidate].run_id, "mlflow_tracking_uri": mask_credentials(mlflow.tracking_uri),
         **mlflow_links(mlflow.tracking_uri, run_id=logged[candidate].run_id,
                        experiment_id=client.get_run(logged[candidate].run_id).info.experiment_id,
                        version=logged[candidate].version),
@@ -108,13 +108,15 @@ def evaluation(context: dg.AssetExecutionContext, ts: TrainingSet, baseline: Tra
 
 
 def mlflow_links(tracking_uri: str, **ids: Any) -> dict[str, Any]:
-    """The MLflow run / model version as links that open (a server), else the command that opens a UI."""
+    """The MLflow run / model version as links that open (a server), else the command that opens a UI
+    (a password in the URI is masked: metadata is for everyone who opens the UI)."""
     from ..modeling.registry import ui_links
 
     links = ui_links(tracking_uri, **ids)
     if links:
-        return {k: dg.MetadataValue.url(v) for k, v in links.items()}
-    return {"mlflow_ui": dg.MetadataValue.md(f"no MLflow server: `mlflow ui --backend-store-uri {tracking_uri}`")}
+        return {k: dg.MetadataValue.url(mask_credentials(v)) for k, v in links.items()}
+    return {"mlflow_ui": dg.MetadataValue.md(
+        f"no MLflow server: `mlflow ui --backend-store-uri {mask_credentials(tracking_uri)}`")}
 
 
 def _economics_metadata(econ: "Economics", threshold: float) -> dict[str, Any]:

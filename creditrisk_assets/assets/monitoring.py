@@ -4,10 +4,9 @@ import base64
 
 import dagster as dg
 
-from ..dagster_resources import Alerts, MlflowRegistry
+from ..dagster_resources import Alerts, DuckLake, MlflowRegistry, ObjectStorage
 from ..metadata import md_table
 from ..monitoring.alerts import Alert
-from ..resources import Lake, ObjectStore
 from ..settings import Settings
 from . import opens
 from .serving import COLLECT_CRON
@@ -34,7 +33,7 @@ PERFORMANCE_AUTOMATION = dg.AutomationCondition.on_cron(COLLECT_CRON).with_label
                       "`CREDITRISK_DRIFT_CONSECUTIVE_WINDOWS` drifted windows (the drift sensor acts on it). "
                       "Stability on the same frames: SSI of the PDs over the master-scale grades and CSI per "
                       "feature in `lake.monitoring.stability_metrics` (alert when either reaches 0.25).")
-def drift(context: dg.AssetExecutionContext, store: dg.ResourceParam[ObjectStore], lake: dg.ResourceParam[Lake],
+def drift(context: dg.AssetExecutionContext, store: ObjectStorage, lake: DuckLake,
           settings: dg.ResourceParam[Settings], mlflow: MlflowRegistry, alerts: Alerts) -> dg.MaterializeResult:
     from ..monitoring.drift import PSI_SIGNIFICANT
     from ..monitoring.loop import (
@@ -54,8 +53,9 @@ def drift(context: dg.AssetExecutionContext, store: dg.ResourceParam[ObjectStore
     if champion is None:
         context.log.warning("no champion yet: nothing to monitor")
         return dg.MaterializeResult(metadata={"status": "no champion", "retrain_recommended": False})
-    with lake.connect_lake() as con:
-        result = run_drift(con, store, champion, window_hours=settings.drift_window_hours,
+    objects = store.get_store()
+    with lake.get_lake().connect_lake() as con:
+        result = run_drift(con, objects, champion, window_hours=settings.drift_window_hours,
                            lookback=settings.drift_lookback_windows,
                            drift_share_threshold=settings.drift_share_threshold,
                            consecutive=settings.drift_consecutive_windows, min_rows=settings.drift_min_rows,
@@ -80,7 +80,7 @@ def drift(context: dg.AssetExecutionContext, store: dg.ResourceParam[ObjectStore
         png = history_png(ssi_series, PSI_SIGNIFICANT, "system stability index (SSI) per window", ylabel="SSI (PSI)")
         ssi_plot = f"![SSI over time](data:image/png;base64,{base64.b64encode(png).decode()})"
     stable = result.latest_stability
-    reports = {f"report {w.end:%m-%d %H:%M}": opens(store.link(w.report_key))
+    reports = {f"report {w.end:%m-%d %H:%M}": opens(objects.link(w.report_key))
                for w in result.windows if w.report_key}
     return dg.MaterializeResult(metadata={
         "champion_version": champion.version, "retrain_recommended": result.retrain_recommended,
@@ -105,7 +105,7 @@ def drift(context: dg.AssetExecutionContext, store: dg.ResourceParam[ObjectStore
                       "windows with no labels or one class say so. Recommends a retrain when the newest window "
                       "with `CREDITRISK_DRIFT_MIN_ROWS` labels has AUC < `CREDITRISK_PERF_MIN_AUC` or ECE > "
                       "`CREDITRISK_PERF_MAX_ECE` (the performance sensor acts on it).")
-def performance(context: dg.AssetExecutionContext, lake: dg.ResourceParam[Lake],
+def performance(context: dg.AssetExecutionContext, lake: DuckLake,
                 settings: dg.ResourceParam[Settings], mlflow: MlflowRegistry) -> dg.MaterializeResult:
     from ..monitoring.loop import load_champion, run_performance
     from ..monitoring.performance import performance_decay
@@ -113,7 +113,7 @@ def performance(context: dg.AssetExecutionContext, lake: dg.ResourceParam[Lake],
     champion = load_champion(mlflow.client())
     if champion is None:
         return dg.MaterializeResult(metadata={"status": "no champion", "retrain_recommended": False})
-    with lake.connect_lake() as con:
+    with lake.get_lake().connect_lake() as con:
         frame = run_performance(con, champion, window_hours=settings.drift_window_hours,
                                 lookback=settings.drift_lookback_windows, maturity_hours=settings.label_maturity_hours)
     decay = performance_decay(frame, min_auc=settings.perf_min_auc, max_ece=settings.perf_max_ece,

@@ -5,9 +5,9 @@ import datetime as dt
 import dagster as dg
 import pandas as pd
 
+from ..dagster_resources import DuckLake, ObjectStorage, RayServe
 from ..metadata import md_table
 from ..partitions import hourly_partitions, hours_of
-from ..resources import Lake, ObjectStore
 from ..settings import Settings
 from . import opens
 
@@ -30,10 +30,9 @@ PREDICTION_LOG_AUTOMATION = (
           description="The Ray Serve app answering `/v1/predict` with the registry's `champion` (and `challenger`, "
                       "shadow or canary). Deploys it, or reconfigures the running replicas in place when the "
                       "aliases moved: in-flight requests finish, nothing is dropped.")
-def deployment(context: dg.AssetExecutionContext, settings: dg.ResourceParam[Settings]) -> dg.MaterializeResult:
-    from serving.runtime import ensure_deployed
-
-    cluster, config = ensure_deployed(settings)
+def deployment(context: dg.AssetExecutionContext, serve: RayServe,
+               settings: dg.ResourceParam[Settings]) -> dg.MaterializeResult:
+    cluster, config = serve.ensure_deployed(settings)
     context.log.info(f"serving champion {config['champion']} at {cluster.url}")
     return dg.MaterializeResult(metadata={
         "url": dg.MetadataValue.url(cluster.url + "/model"), "champion_version": str(config["champion"]),
@@ -52,13 +51,12 @@ def build_prediction_log_asset(settings: Settings) -> dg.AssetsDefinition:
                           "latency, shadow score) per hour, from the replicas' raw log batches into "
                           "`lake.serving.prediction_log`. Monitoring reads it. Collected automatically at "
                           f"`{COLLECT_CRON}` (UTC): the hour that just closed and the open one.")
-    def prediction_log(context: dg.AssetExecutionContext, store: dg.ResourceParam[ObjectStore],
-                       lake: dg.ResourceParam[Lake]) -> dg.MaterializeResult:
+    def prediction_log(context: dg.AssetExecutionContext, store: ObjectStorage, lake: DuckLake) -> dg.MaterializeResult:
         from serving.prediction_log import LOG_TABLE, load_hours
 
         hours = hours_of(context)
-        with lake.connect_lake() as con:
-            counts = load_hours(con, store, hours)
+        with lake.get_lake().connect_lake() as con:
+            counts = load_hours(con, store.get_store(), hours)
             start, end = pd.Timestamp(hours[0], tz="UTC"), pd.Timestamp(hours[-1], tz="UTC") + pd.Timedelta(hours=1)
             summary = pd.DataFrame()
             if sum(counts.values()):
@@ -90,13 +88,14 @@ class BatchScoringConfig(dg.Config):
                       "store) with the champion: PD, scorecard points, master-scale grade, decision, reason codes and "
                       "statements, and the model version, written "
                       "next to the input under `serving/batch_scores/`.")
-def batch_scores(context: dg.AssetExecutionContext, config: BatchScoringConfig, store: dg.ResourceParam[ObjectStore],
-                 lake: dg.ResourceParam[Lake], settings: dg.ResourceParam[Settings]) -> dg.MaterializeResult:
+def batch_scores(context: dg.AssetExecutionContext, config: BatchScoringConfig, store: ObjectStorage,
+                 lake: DuckLake, settings: dg.ResourceParam[Settings]) -> dg.MaterializeResult:
     from serving.batch import score_batch
 
-    result = score_batch(settings, store, lake, config.input_key)
+    objects = store.get_store()
+    result = score_batch(settings, objects, lake.get_lake(), config.input_key)
     return dg.MaterializeResult(metadata={
-        "dagster/row_count": result.rows, "output": opens(store.link(result.output_key)),
+        "dagster/row_count": result.rows, "output": opens(objects.link(result.output_key)),
         "model_version": result.model_version, "decline_rate": round(result.decline_rate, 4),
         "grades": dg.MetadataValue.md(md_table(result.grades)),
     })

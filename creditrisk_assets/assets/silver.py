@@ -4,12 +4,13 @@ import dagster as dg
 import pandas as pd
 
 from ..contracts import TABLES, contract_markdown
+from ..dagster_resources import DuckLake, ObjectStorage
 from ..metadata import md_table
 from ..partitions import hours_of
 from ..quality.profile import profile_silver
 from ..quality.runner import SilverRun, run_silver
 from ..quality.silver import silver_columns
-from ..resources import LAKE_POOL, Lake, ObjectStore
+from ..resources import LAKE_POOL
 from ..settings import Settings
 from . import opens
 
@@ -79,15 +80,15 @@ def build_silver_assets(partitions_def: dg.PartitionsDefinition) -> dg.AssetsDef
 
     @dg.multi_asset(specs=specs, check_specs=checks, partitions_def=partitions_def, can_subset=True,
                     backfill_policy=dg.BackfillPolicy.single_run(), name="silver_tables", pool=LAKE_POOL)
-    def silver_tables(context: dg.AssetExecutionContext, store: dg.ResourceParam[ObjectStore],
-                      lake: dg.ResourceParam[Lake], settings: dg.ResourceParam[Settings]):
+    def silver_tables(context: dg.AssetExecutionContext, store: ObjectStorage, lake: DuckLake,
+                      settings: dg.ResourceParam[Settings]):
         hours = hours_of(context)
         tables = [k.path[-1] for k in sorted(context.selected_asset_keys) if k != QUARANTINE]
         if QUARANTINE in context.selected_asset_keys and not tables:
             tables = list(TABLES)  # quarantine alone: rebuild it from every table
         totals = {"quarantined_rows": 0, "tables": 0}
         for name in tables:
-            run = run_silver(store, lake, settings, TABLES[name], hours, context.run_id)
+            run = run_silver(store.get_store(), lake.get_lake(), settings, TABLES[name], hours, context.run_id)
             for (event, column, action), (files, rows) in summarise_events(run.result.schema_events).items():
                 context.log.warning(f"schema change in {name}: {event} {column} → {action} "
                                     f"({files} file(s), {rows} row(s), policy {run.result.schema_events[0].policy})")
@@ -120,9 +121,8 @@ def build_profile_asset() -> dg.AssetsDefinition:
               kinds={"evidently", "html"}, automation_condition=PROFILE_AUTOMATION,
               description="Per silver table: distributions, missingness, IQR outliers and correlations, as an "
                           "Evidently HTML report in the object store and a markdown summary here.")
-    def profile(context: dg.AssetExecutionContext, store: dg.ResourceParam[ObjectStore],
-                lake: dg.ResourceParam[Lake]) -> dg.MaterializeResult:
-        reports = profile_silver(store, lake)
+    def profile(context: dg.AssetExecutionContext, store: ObjectStorage, lake: DuckLake) -> dg.MaterializeResult:
+        reports = profile_silver(store.get_store(), lake.get_lake())
         md = "\n\n".join(r.markdown for r in reports)
         links = {f"report_{r.table}": opens(r.link or r.uri) for r in reports}
         context.log.info(f"profiled {len(reports)} silver tables")

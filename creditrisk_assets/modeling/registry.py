@@ -28,7 +28,7 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import mlflow
 import numpy as np
@@ -38,7 +38,11 @@ from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
 from mlflow.pyfunc import PythonModel
 
+from ..settings import mask_credentials
 from .train import TrainedModel
+
+if TYPE_CHECKING:
+    from ..settings import Settings
 
 REGISTERED_MODEL = "creditrisk-pd"
 EXPERIMENT = "creditrisk-pd"
@@ -72,6 +76,11 @@ class PdModel(PythonModel):
         return self.trained.predict_pd(model_input)
 
 
+def connect_for(settings: Settings) -> MlflowClient:
+    """``connect`` to the registry the settings name (the CLI and serving; assets use the ``mlflow`` resource)."""
+    return connect(settings.resolved_mlflow_uri, settings.mlflow_artifact_location)
+
+
 def connect(tracking_uri: str, artifact_location: str | None = None) -> MlflowClient:
     """Point MLflow at ``tracking_uri`` and fail fast (one clear error) when a server is unreachable.
 
@@ -81,7 +90,7 @@ def connect(tracking_uri: str, artifact_location: str | None = None) -> MlflowCl
     bound_retries()
     problem = unreachable(tracking_uri)
     if problem:
-        raise MlflowUnavailable(f"MLflow tracking server {tracking_uri} is unreachable ({problem}): "
+        raise MlflowUnavailable(f"MLflow tracking server {mask_credentials(tracking_uri)} is unreachable ({problem}): "
                                 "check CREDITRISK_MLFLOW_TRACKING_URI")
     mlflow.set_tracking_uri(tracking_uri)
     client = MlflowClient(tracking_uri)

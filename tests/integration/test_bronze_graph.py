@@ -13,6 +13,7 @@ import dagster as dg
 import pytest
 
 from creditrisk_assets.contracts import TABLE_NAMES
+from creditrisk_assets.dagster_resources import resources_for
 from creditrisk_assets.definitions import build_definitions
 from creditrisk_assets.ingest.bronze import read_audit_log
 from creditrisk_assets.resources import Lake, ObjectStore
@@ -81,7 +82,7 @@ def test_landing_sensor_requests_new_and_changed_hours(folder_store: ObjectStore
                               tables=["application"]), folder_store)
     defs = build_definitions(settings)
     sensor = defs.get_sensor_def("landing_sensor")
-    resources = {"store": folder_store, "lake": Lake(settings)}
+    resources = resources_for(settings)
     with dg.build_sensor_context(instance=dg.DagsterInstance.ephemeral(), resources=resources,
                                  definitions=defs) as ctx:
         first = sensor(ctx)
@@ -107,7 +108,7 @@ def test_a_fresh_landing_sensor_skips_hours_bronze_already_holds(folder_store: O
         instance=instance, tags={"dagster/asset_partition_range_start": "2026-10-01-00:00",
                                  "dagster/asset_partition_range_end": "2026-10-01-01:00"}).success
     sensor = defs.get_sensor_def("landing_sensor")
-    resources = {"store": folder_store, "lake": Lake(settings)}
+    resources = resources_for(settings)
     with dg.build_sensor_context(instance=instance, resources=resources, definitions=defs) as ctx:
         first = sensor(ctx)
     assert [r.partition_key for r in first.run_requests] == ["2026-10-01-02:00"]  # hours 0-1 are in bronze

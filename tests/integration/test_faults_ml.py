@@ -83,7 +83,7 @@ def world(tmp_path: Path) -> Iterator[dict[str, Any]]:
         ts = synthetic_training_set()
         models = {"baseline": train_baseline(ts.part("train"), ts.features, ts.categorical, valid=ts.part("valid")),
                   "xgb": train_xgboost(ts.part("train"), ts.part("valid"), ts.features, ts.categorical, trials=1)}
-        first = run_evaluation(ts, models, store, settings)
+        first = run_evaluation(ts, models, settings)
         promoted = run_promotion(ts, first, models, settings)
         assert first["version"] == "1" and promoted["promoted"], promoted["reasons"]
         client = MlflowClient(servers[0].url)
@@ -95,16 +95,18 @@ def world(tmp_path: Path) -> Iterator[dict[str, Any]]:
             server.stop(grace_s=10)
 
 
-def run_evaluation(ts: TrainingSet, models: dict[str, TrainedModel], store: Any, settings: Settings) -> dict:
+def run_evaluation(ts: TrainingSet, models: dict[str, TrainedModel], settings: Settings) -> dict:
     """The ml/evaluation step itself (the asset's own function, its resources given directly)."""
+    typed = resources_for(settings)
     out = evaluation(dg.build_asset_context(), ts=ts, baseline=models["baseline"], xgb=models["xgb"],
-                     store=store, settings=settings, mlflow=resources_for(settings)["mlflow"])
+                     store=typed["store"], settings=settings, mlflow=typed["mlflow"])
     return out.value
 
 
 def run_promotion(ts: TrainingSet, evaluated: dict, models: dict[str, TrainedModel], settings: Settings) -> dict:
+    typed = resources_for(settings)
     out = promotion(dg.build_asset_context(), ts=ts, evaluated=evaluated, baseline=models["baseline"],
-                    xgb=models["xgb"], settings=settings, **resources_for(settings))
+                    xgb=models["xgb"], settings=settings, mlflow=typed["mlflow"], alerts=typed["alerts"])
     return out.value
 
 
@@ -194,7 +196,7 @@ def test_mlflow_killed_during_registration_leaves_no_half_version_and_rerun_is_c
     with monkeypatch.context() as m:
         killed = (_kill_at_upload if kill_at == "model_upload" else _kill_after_create)(world, m)
         with pytest.raises(registry.MlflowUnavailable) as failure:
-            run_evaluation(world["ts"], world["models"], world["store"], settings)
+            run_evaluation(world["ts"], world["models"], settings)
     assert killed, "the kill hook never ran: the registration path changed"
     failed_after_s = time.monotonic() - killed[0]
     message = str(failure.value)
@@ -215,7 +217,7 @@ def test_mlflow_killed_during_registration_leaves_no_half_version_and_rerun_is_c
         assert after["2"]["tags"][registry.GATE_DECISION] == registry.PENDING
     assert registry.alias_version(client, registry.CHALLENGER) == "1"  # the alias did not move to a dead run
 
-    rerun = run_evaluation(world["ts"], world["models"], world["store"], settings)
+    rerun = run_evaluation(world["ts"], world["models"], settings)
     expected = str(len(after) + 1)
     assert rerun["version"] == expected
     final = assert_every_version_complete_or_failed(client)

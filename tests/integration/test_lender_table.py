@@ -16,6 +16,7 @@ from mlflow.exceptions import MlflowException
 from sklearn.metrics import roc_auc_score
 
 from creditrisk_assets.assets.ml import training_set
+from creditrisk_assets.dagster_resources import resources_for
 from creditrisk_assets.gold.build import run_dbt
 from creditrisk_assets.gold.catalogue import features
 from creditrisk_assets.ingest.mapping import main
@@ -100,7 +101,7 @@ def test_a_lender_table_trains_on_its_applications_alone(lender: LenderLake) -> 
     assert f"- Features left out ({no_rows('bureau')}): " in card
 
     # the ml asset's metadata names the groups and features left out
-    result = dg.materialize([training_set], resources={"lake": Lake(lender.settings)})
+    result = dg.materialize([training_set], resources={"lake": resources_for(lender.settings)["lake"]})
     meta = result.asset_materializations_for_node("ml__training_set")[0].metadata
     assert meta["feature_groups_absent"].value == ", ".join(others)
     assert "bureau_credit_count" in str(meta["features_dropped"].value)

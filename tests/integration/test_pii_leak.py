@@ -10,6 +10,7 @@ import dagster as dg
 import pytest
 from dagster._serdes import serialize_value
 
+from creditrisk_assets.dagster_resources import resources_for
 from creditrisk_assets.definitions import build_definitions
 from creditrisk_assets.resources import Lake, ObjectStore
 from creditrisk_assets.settings import Settings
@@ -49,7 +50,7 @@ def test_pii_never_passes_bronze(settings: Settings, folder_store: ObjectStore,
                                      "dagster/asset_partition_range_end": "2026-10-01-02:00"})
         assert result.success
         assert dg.materialize([defs.get_assets_def(dg.AssetKey(["silver", "profile"]))], instance=instance,
-                              resources={"store": folder_store, "lake": Lake(settings)}).success
+                              resources=resources_for(settings)).success
 
     # bronze does hold the clear values (it is the raw layer): the scan would find them there
     con = Lake(settings).connect_lake()

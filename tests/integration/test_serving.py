@@ -27,6 +27,7 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from creditrisk_assets.assets.serving import batch_scores, build_prediction_log_asset, deployment
+from creditrisk_assets.dagster_resources import resources_for
 from creditrisk_assets.gold.catalogue import features
 from creditrisk_assets.modeling import registry
 from creditrisk_assets.modeling.dataset import build_training_set
@@ -302,7 +303,7 @@ def test_metrics_are_exported_for_prometheus(stack: dict[str, Any]) -> None:
 
 
 def resources(settings: Settings) -> dict[str, Any]:
-    return {"settings": settings, "store": object_store_from_settings(settings), "lake": Lake(settings)}
+    return {"settings": settings, **resources_for(settings)}
 
 
 def test_deployment_and_batch_scoring_assets(stack: dict[str, Any]) -> None:
