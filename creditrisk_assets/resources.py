@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import os
 import random
 import shutil
@@ -329,6 +330,13 @@ def extension_path(name: str) -> Path:
     return path
 
 
+@functools.cache
+def _duckdb_platform() -> str:
+    """DuckDB's platform name (``linux_amd64``): the folder of installed extensions below the version's."""
+    with duckdb.connect(":memory:") as con:
+        return str(con.execute("PRAGMA platform").fetchone()[0])  # type: ignore[index]
+
+
 T = TypeVar("T")
 LAKE_ALIAS = "lake"
 WRITER_LOCK_TIMEOUT_S = 600.0
@@ -422,6 +430,10 @@ class Lake:
     def __init__(self, config: Settings | LakeConfig) -> None:
         self.config = config if isinstance(config, LakeConfig) else LakeConfig.of(config)
         self.dir = self.config.directory
+        if self.config.catalog.startswith("postgres:"):
+            # here, not only in connect_lake: dbt's profile (gold/dbt_profiles.py) builds a Lake, loads the
+            # extensions it lists by path, and DuckLake then finds postgres_scanner in the extension directory
+            self.postgres_extension()
 
     @property
     def data_path(self) -> str:
@@ -434,7 +446,7 @@ class Lake:
             Path(sqlite_file).parent.mkdir(parents=True, exist_ok=True)
             con.execute(f"LOAD '{self.sqlite_extension()}'")
         elif catalog.startswith("postgres:"):
-            con.execute(f"LOAD '{extension_path('postgres_scanner')}'")
+            con.execute(f"LOAD '{self.postgres_extension()}'")
         if self.config.s3 is None:
             Path(self.data_path).mkdir(parents=True, exist_ok=True)
         con.execute(f"LOAD '{extension_path('ducklake')}'")
@@ -470,6 +482,20 @@ class Lake:
             target.parent.mkdir(parents=True, exist_ok=True)
             tmp = _tmp_name(target)  # two runs in one process may get here at once
             shutil.copyfile(extension_path("sqlite"), tmp)
+            os.replace(tmp, target)
+        return target
+
+    def postgres_extension(self) -> Path:
+        """postgres_scanner installed (copied from its PyPI package) into the extension directory, where
+        DuckLake's ATTACH of a ``postgres:`` catalog loads it itself: a connection that has not loaded it by
+        path (dbt's, whose profile lists only ducklake for such a catalog) fails with "Extension ...
+        postgres_scanner.duckdb_extension not found" without it. Nothing is downloaded."""
+        target = (self.config.extension_dir / f"v{DUCKDB_VERSION}" / _duckdb_platform()
+                  / "postgres_scanner.duckdb_extension")
+        if not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp = _tmp_name(target)
+            shutil.copyfile(extension_path("postgres_scanner"), tmp)
             os.replace(tmp, target)
         return target
 
@@ -529,11 +555,21 @@ class Lake:
         parts = ["TYPE s3", f"REGION '{s.region}'"]
         if s.access_key_id:
             parts += [f"KEY_ID '{s.access_key_id}'", f"SECRET '{s.secret_access_key}'"]
+        else:  # no keys set: the AWS credential chain (environment, ~/.aws, SSO, an instance or pod role), as boto3
+            con.execute(f"LOAD '{extension_path('aws')}'")
+            parts.append("PROVIDER credential_chain")
         if s.endpoint:
             endpoint = s.endpoint.split("://", 1)[-1].rstrip("/")
             parts += [f"ENDPOINT '{endpoint}'", "URL_STYLE 'path'",
                       f"USE_SSL {'true' if s.endpoint.startswith('https') else 'false'}"]
-        con.execute(f"CREATE OR REPLACE SECRET creditrisk_s3 ({', '.join(parts)})")
+        try:
+            con.execute(f"CREATE OR REPLACE SECRET creditrisk_s3 ({', '.join(parts)})")
+        except duckdb.Error as exc:
+            if "Secret Validation Failure" not in str(exc):
+                raise
+            raise ObjectStoreError("no S3 credentials for the lake: set CREDITRISK_S3_ACCESS_KEY_ID and "
+                                   "CREDITRISK_S3_SECRET_ACCESS_KEY, or provide them through the AWS credential "
+                                   "chain (AWS_* variables, ~/.aws, an instance or pod role)") from exc
         # a dead or hung endpoint fails a lake read/write within about a minute (default: 4 x 30 s + backoff);
         # DuckDB's error names the URL (endpoint, bucket, object)
         con.execute(f"SET http_timeout = {S3_READ_TIMEOUT_S}; SET http_retries = {S3_ATTEMPTS - 1}")
