@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import pickle
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 from pydantic import PrivateAttr
 
+from .layout import asset_output_key
 from .resources import FolderStore, Lake, LakeConfig, ObjectStore, S3Access
 
 if TYPE_CHECKING:
@@ -52,6 +54,37 @@ class ObjectStorage(dg.ConfigurableResource):  # type: ignore[type-arg]
             s3 = self.s3
             self._store = s3.store() if s3 is not None else FolderStore(Path(self.folder))
         return self._store
+
+
+class ObjectStoreIOManager(dg.ConfigurableIOManager):
+    """Outputs passed between assets (the training set, the models, the evaluation) as pickles in the object
+    store (``layout.asset_output_key``), not on the disk of the process that made them: a run pod, a
+    re-execution from failure or one asset materialised alone finds its inputs wherever the last
+    materialisation ran. Assets that return no value (``MaterializeResult``) write nothing."""
+
+    store: ObjectStorage
+
+    def handle_output(self, context: dg.OutputContext, obj: Any) -> None:
+        if obj is None:
+            return
+        key = asset_output_key(list(context.asset_key.path), context.partition_key if context.has_partition_key else None)
+        data = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+        store = self.store.get_store()
+        store.put_bytes(key, data)
+        context.add_output_metadata({"stored_at": dg.MetadataValue.text(store.uri(key)), "stored_bytes": len(data)})
+
+    def load_input(self, context: dg.InputContext) -> Any:
+        # an asset's input names its upstream asset; a run's output read back (``output_for_node``) only its output
+        source: dg.InputContext | dg.OutputContext = (
+            context if context.has_asset_key or context.upstream_output is None else context.upstream_output)
+        key = asset_output_key(list(source.asset_key.path), source.partition_key if source.has_partition_key else None)
+        store = self.store.get_store()
+        try:
+            data = store.get_bytes(key)
+        except FileNotFoundError:
+            raise dg.Failure(f"no stored output of {context.asset_key.to_user_string()} at {store.uri(key)}: "
+                             "materialise it first") from None
+        return pickle.loads(data)  # noqa: S301 - written by handle_output above, in the deployment's own store
 
 
 class DuckLake(dg.ConfigurableResource):  # type: ignore[type-arg]
@@ -139,6 +172,7 @@ def resources_for(settings: Settings) -> dict[str, Any]:
     """The typed resources of one deployment, configured from its settings."""
     return {
         "store": storage_for(settings),
+        "io_manager": ObjectStoreIOManager(store=storage_for(settings)),
         "lake": lake_for(settings),
         "mlflow": MlflowRegistry(tracking_uri=settings.resolved_mlflow_uri,
                                  artifact_location=settings.mlflow_artifact_location or ""),

@@ -146,6 +146,15 @@ def oracle_manifest_key(run_name: str) -> str:
     return oracle_prefix(run_name) + ORACLE_MANIFEST_NAME
 
 
+#: outputs that Dagster passes between assets (the training set, the models, the evaluation), one object per
+#: asset (and partition): the latest materialisation's, which any run process loads
+ASSET_OUTPUTS_PREFIX = "dagster/asset_outputs/"
+
+
+def asset_output_key(asset_path: list[str], partition: str | None = None) -> str:
+    return f"{ASSET_OUTPUTS_PREFIX}{'/'.join(asset_path)}" + (f"/{partition}" if partition else "") + ".pickle"
+
+
 IMPORTS_PREFIX = "imports/"
 
 

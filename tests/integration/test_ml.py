@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import shutil
 import subprocess
 import urllib.request
 from pathlib import Path
@@ -15,6 +17,7 @@ from mlflow import MlflowClient
 
 from creditrisk_assets.cli import main as cli
 from creditrisk_assets.definitions import build_definitions
+from creditrisk_assets.layout import asset_output_key
 from creditrisk_assets.modeling.dataset import TARGET, TrainingDataError, build_training_set
 from creditrisk_assets.modeling.pipeline import (
     DEVELOPMENT_MIN_ROWS,
@@ -27,9 +30,10 @@ from creditrisk_assets.modeling.registry import MlflowUnavailable, alias_version
 from creditrisk_assets.modeling.train import train_xgboost
 from creditrisk_assets.resources import Lake, object_store_from_settings
 from creditrisk_assets.settings import Settings
+from serving.config import settings_args
 from tests.conftest import Webhook
 from tests.helpers import build_gold
-from tests.servers import Server, free_port
+from tests.servers import Server, free_port, restart_mlflow, start_mlflow
 
 pytestmark = pytest.mark.integration
 HOURS = 40
@@ -159,3 +163,56 @@ def test_clear_errors_for_bad_training_conditions(ml_settings: Settings) -> None
     con.close()
     with pytest.raises(MlflowUnavailable, match="CREDITRISK_MLFLOW_TRACKING_URI"):
         connect(f"http://127.0.0.1:{free_port()}")
+
+
+def train_and_promote_job() -> dg.JobDefinition:
+    """The job as a run process builds it, from its environment (``dg.reconstructable`` needs a module function)."""
+    return build_definitions(Settings.from_env()).resolve_job_def("train_and_promote")
+
+
+IN_PROCESS = {"execution": {"config": {"in_process": {}}}}
+
+
+def test_ml_outputs_travel_through_the_object_store(ml_settings: Settings, tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """A re-execution from failure and a single asset materialised in a fresh instance (another run pod: none of
+    the first process's local files) load their inputs from the object store."""
+    server = start_mlflow(tmp_path / "mlflow")
+    try:
+        settings = dataclasses.replace(ml_settings, mlflow_tracking_uri=server.url)
+        for var, value in settings_args(settings).items():
+            monkeypatch.setenv(var, value)
+        server.stop()  # the evaluation fails: the models are trained and stored, nothing is registered
+        (tmp_path / "pod1").mkdir()
+        (tmp_path / "pod2").mkdir()
+        with dg.instance_for_test(temp_dir=str(tmp_path / "pod1")) as instance:
+            with dg.execute_job(dg.reconstructable(train_and_promote_job), instance, run_config=IN_PROCESS,
+                                raise_on_error=False) as failed:
+                assert not failed.success
+                assert {e.step_key for e in failed.get_step_success_events()} == {
+                    "ml__training_set", "ml__pd_baseline", "ml__pd_xgboost"}
+            store = object_store_from_settings(settings)
+            for asset in ("training_set", "pd_baseline", "pd_xgboost"):
+                assert store.list(asset_output_key(["ml", asset])), f"ml/{asset} is not in the object store"
+            shutil.rmtree(instance.storage_directory(), ignore_errors=True)  # the first pod's disk is gone
+            server = restart_mlflow(server)
+            with dg.execute_job(dg.reconstructable(train_and_promote_job), instance, run_config=IN_PROCESS,
+                                reexecution_options=dg.ReexecutionOptions.from_failure(failed.run_id, instance)
+                                ) as rerun:
+                assert rerun.success
+                assert {e.step_key for e in rerun.get_step_success_events()} == {"ml__evaluation", "ml__promotion"}
+                assert rerun.output_for_node("ml__promotion")["promoted"]
+        client = MlflowClient(server.url)
+        champion = alias_version(client, "champion")
+        assert champion == "1"
+        # ml/promotion alone, in another fresh instance: its four inputs come from the store
+        defs = build_definitions(settings)
+        ml_assets = [a for a in defs.assets or [] if isinstance(a, dg.AssetsDefinition)
+                     and any(k.path[0] == "ml" for k in a.keys)]
+        with dg.instance_for_test(temp_dir=str(tmp_path / "pod2")) as instance:
+            alone = dg.materialize(ml_assets, selection=[dg.AssetKey(["ml", "promotion"])], instance=instance,
+                                   resources=defs.resources)
+            assert alone.success and {e.step_key for e in alone.get_step_success_events()} == {"ml__promotion"}
+            assert alone.output_for_node("ml__promotion")["version"] == champion
+    finally:
+        server.stop()
