@@ -11,7 +11,7 @@ UV_VERSION := 0.13.9
 export CREDITRISK_HOME ?= $(CURDIR)/.creditrisk
 export DAGSTER_HOME ?= $(CREDITRISK_HOME)/dagster_home
 
-.PHONY: install demo test test-unit test-integration dev bench lint typecheck lock clean dbt-parse browser
+.PHONY: install demo test test-unit test-integration dev bench lint typecheck lock clean dbt-parse browser postgres
 
 install: $(STAMP)
 
@@ -38,7 +38,7 @@ lock:
 demo: install
 	@$(BIN)/python -m creditrisk_assets.demo
 
-test: install browser
+test: install browser postgres
 	@$(BIN)/ruff check creditrisk_assets serving tests bench
 	@$(BIN)/mypy creditrisk_assets serving bench
 	@# two pytest processes side by side: the Ray tests (~8 min, one cluster) and everything else; the suite
@@ -55,10 +55,16 @@ browser:
 	  log=$$(mktemp); (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >$$log 2>&1 \
 	  || { cat $$log; echo "could not install chromium (run as root, or apt-get install chromium)" >&2; exit 1; }; rm -f $$log; }
 
+# tests/integration/test_postgres.py starts a throwaway PostgreSQL from Debian's server binaries (as user postgres)
+postgres:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { echo "the Postgres test needs PostgreSQL: installing the Debian package"; \
+	  log=$$(mktemp); (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql) >$$log 2>&1 \
+	  || { cat $$log; echo "could not install postgresql (run as root, or apt-get install postgresql)" >&2; exit 1; }; rm -f $$log; }
+
 test-unit: install
 	@$(BIN)/python -m pytest -q tests/unit
 
-test-integration: install browser
+test-integration: install browser postgres
 	@$(BIN)/python -m pytest -q tests/integration
 
 dev: install

@@ -359,6 +359,16 @@ def _backoff_s(attempt: int) -> float:
     return min(0.05 * 2 ** attempt, 2.0) * (0.5 + random.random())
 
 
+def _attach_retryable(message: str, postgres: bool) -> bool:
+    """An ATTACH of the lake that fails only because of another connection, so the next attempt succeeds:
+    SQLite's lock; or, on Postgres, two first ATTACHes of a new catalog both creating its tables (the loser
+    gets "already exists" / "duplicate key" on them; the next attempt finds them)."""
+    if "database is locked" in message:
+        return True
+    return postgres and "Failed to initialize DuckLake" in message and (
+        "already exists" in message or "duplicate key" in message)
+
+
 @contextmanager
 def writer_lock(catalog_file: str | None, timeout_s: float = WRITER_LOCK_TIMEOUT_S) -> Iterator[None]:
     """An exclusive lock (``flock`` on ``<catalog>.lock``) for one writer of a SQLite-catalogued lake at a time,
@@ -469,7 +479,7 @@ class Lake:
                     con.execute(attach)
                     break
                 except duckdb.Error as exc:  # a writer is committing: SQLite reports it at once
-                    if "database is locked" not in str(exc) or attempt == 8:
+                    if not _attach_retryable(str(exc), sqlite_file is None) or attempt == 8:
                         con.close()
                         raise
                     time.sleep(_backoff_s(attempt))

@@ -66,7 +66,7 @@ class Settings:
     s3_endpoint: str = field(default="", metadata={"doc": "S3 endpoint URL, e.g. `http://127.0.0.1:8333` (empty: AWS default)"})
     s3_bucket: str = field(default="creditrisk", metadata={"doc": "bucket holding landing/, bronze/, silver/ ..."})
     s3_region: str = field(default="us-east-1", metadata={"doc": "S3 region"})
-    s3_access_key_id: str = field(default="", metadata={"doc": "S3 access key (empty: boto3's default chain)"})
+    s3_access_key_id: str = field(default="", metadata={"doc": "S3 access key (empty: boto3 and the lake's DuckDB take credentials from the AWS chain: `AWS_*` variables, `~/.aws`, an instance or pod role)"})
     s3_secret_access_key: str = field(default="", metadata={"doc": "S3 secret key", "secret": True})
     lake_dir: Path | None = field(default=None, metadata={"doc": "DuckDB/DuckLake catalog files (default `<home>/lake`)"})
     lake_catalog: str = field(default="", metadata={"doc": "DuckLake catalog: `sqlite:<path>` (default `sqlite:<lake_dir>/catalog.sqlite`) or `postgres:<dsn>`"})
@@ -91,6 +91,7 @@ class Settings:
     retire_keep_champions: int = field(default=0, metadata={"doc": "after a champion move, retire (alias removed, tag `retired`) every version older than the last K champions (0: never; at least 2, so rollback keeps a target)"})
     retire_artifacts: str = field(default="keep", metadata={"doc": "what retiring a version does with its model artefact: `keep`, or `delete` the model files (its run, metrics, model card and plots stay: what it decided can still be explained)"})
     train_trials: int = field(default=6, metadata={"doc": "XGBoost hyper-parameter trials"})
+    parallelism: int = field(default=0, metadata={"doc": "threads of one step: XGBoost's, dbt's, bronze's parallel hours, the local Ray head's CPUs (at least the Serve replicas); 0: the machine's cores"})
     train_time_budget_s: int = field(default=120, metadata={"doc": "XGBoost search time budget (seconds)"})
     mlflow_tracking_uri: str = field(default="", metadata={"doc": "MLflow tracking URI (default `sqlite:///<home>/mlflow.db`)"})
     ray_address: str = field(default="local", metadata={"doc": "`local` starts Ray in-process; else a Ray address"})
@@ -188,6 +189,11 @@ class Settings:
         return MasterScale.parse(self.master_scale)
 
     @property
+    def workers(self) -> int:
+        """``parallelism``, or the cores this process may use when it is 0."""
+        return self.parallelism or len(os.sched_getaffinity(0)) or 1
+
+    @property
     def uses_local_pii_key(self) -> bool:
         return self.pii_key == LOCAL_ONLY_PII_KEY
 
@@ -222,6 +228,8 @@ class Settings:
             raise SettingsError(f"CREDITRISK_SERVE_CANARY_SHARE={self.serve_canary_share}: expected a share in [0, 1]")
         if self.serve_reason_codes not in ("declined", "all"):
             raise SettingsError(f"CREDITRISK_SERVE_REASON_CODES={self.serve_reason_codes!r}: expected declined or all")
+        if self.parallelism < 0:
+            raise SettingsError(f"CREDITRISK_PARALLELISM={self.parallelism}: expected 0 (the machine's cores) or more")
         if self.serve_batch_max_rows < 1:
             raise SettingsError(f"CREDITRISK_SERVE_BATCH_MAX_ROWS={self.serve_batch_max_rows}: expected at least 1")
         if self.serve_proxy not in ("haproxy", "default"):
@@ -270,6 +278,8 @@ class Settings:
         if _local_mlflow_store(self.mlflow_tracking_uri):
             shown = "empty (SQLite under the data home)" if not self.mlflow_tracking_uri else "a local store"
             problems.append(f"CREDITRISK_MLFLOW_TRACKING_URI is {shown}: set the tracking server's URL (http(s)://...)")
+        if _driverless_postgres_url(self.mlflow_tracking_uri):
+            problems.append(f"CREDITRISK_MLFLOW_TRACKING_URI names no driver: {DRIVER_FIX}")
         if not self.lake_catalog.startswith("postgres:"):
             shown = "empty (SQLite under the lake dir)" if not self.lake_catalog else "not a Postgres catalog"
             problems.append(f"CREDITRISK_LAKE_CATALOG is {shown}: set postgres:<dsn>")
@@ -318,6 +328,28 @@ def _local_mlflow_store(uri: str) -> bool:
     return not uri or len(scheme) <= 1 or scheme in ("sqlite", "file")  # one letter: a Windows drive
 
 
+#: SQLAlchemy 2.1 (Dagster's, MLflow's) opens a bare ``postgresql://`` with psycopg 3, which is not installed, and
+#: dagster-postgres's ``NOTIFY run_events, %(notify_id)s`` fails under psycopg 3 anyway: name psycopg2
+DRIVER_FIX = ("write postgresql+psycopg2:// (a bare postgresql:// means psycopg 3 to SQLAlchemy 2.1, which is "
+              "not installed and which dagster-postgres cannot use)")
+
+
+def _driverless_postgres_url(url: str) -> bool:
+    return url.startswith(("postgresql://", "postgres://"))
+
+
+def _postgres_driver_problem(config: object) -> bool:
+    """Whether a dagster_postgres config (anywhere in ``config``) leaves SQLAlchemy to pick the driver."""
+    if isinstance(config, dict):
+        url, db = config.get("postgres_url"), config.get("postgres_db")
+        if isinstance(url, str) and _driverless_postgres_url(url):
+            return True
+        if isinstance(db, dict) and db.get("scheme", "postgresql") != "postgresql+psycopg2":
+            return True
+        return any(_postgres_driver_problem(v) for v in config.values())
+    return False
+
+
 def _is_postgres(storage: object) -> bool:
     """A Dagster per-kind storage entry (``module:`` / ``class:``) backed by dagster_postgres."""
     return isinstance(storage, dict) and (str(storage.get("module", "")).startswith("dagster_postgres")
@@ -342,7 +374,7 @@ def _dagster_storage_problem(dagster_home: Path) -> str | None:
     storage = config.get("storage")
     if storage is not None:
         if isinstance(storage, dict) and set(storage) == {"postgres"}:
-            return None
+            return f"{where} names no Postgres driver: {DRIVER_FIX}" if _postgres_driver_problem(storage) else None
         kinds = ", ".join(sorted(storage)) if isinstance(storage, dict) else type(storage).__name__
         return f"{where} is {kinds}, not postgres: {fix}"
     # the per-kind form (what Dagster's Helm chart writes): each kind falls back to SQLite when absent
@@ -351,6 +383,8 @@ def _dagster_storage_problem(dagster_home: Path) -> str | None:
     if local:
         return (f"{where} is not Postgres for {', '.join(local)} (absent means SQLite): {fix} "
                 f"(or dagster_postgres for each of {', '.join(per_kind)})")
+    if _postgres_driver_problem({k: config.get(k) for k in per_kind}):
+        return f"{where} names no Postgres driver (Helm: postgresql.postgresqlScheme): {DRIVER_FIX}"
     return None
 
 

@@ -180,8 +180,10 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_cluster(settings: Settings, num_cpus: int = 2, timeout_s: float = 90.0) -> Cluster:
-    """Start a local Ray head (``ray start --head --block``) and wait until it accepts drivers."""
+def start_cluster(settings: Settings, num_cpus: int | None = None, timeout_s: float = 90.0) -> Cluster:
+    """Start a local Ray head (``ray start --head --block``) and wait until it accepts drivers. Its CPUs:
+    ``num_cpus``, else ``CREDITRISK_PARALLELISM`` (the machine's cores), at least one per Serve replica."""
+    num_cpus = num_cpus or max(settings.workers, settings.serve_replicas)
     gcs, metrics, stats, dashboard = _free_port(), _free_port(), _free_port(), _free_port()
     temp = Path("/tmp") / f"ray-creditrisk-{gcs}"  # Ray's socket paths must stay short (< 108 bytes)
     log_path = serving_dir(settings) / "ray-head.log"

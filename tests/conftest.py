@@ -140,3 +140,19 @@ def webhook() -> Iterator[Webhook]:
     thread.start()
     yield Webhook(f"http://127.0.0.1:{server.server_address[1]}/hook", received)
     server.shutdown()
+
+
+@pytest.fixture(scope="session")
+def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """A throwaway PostgreSQL (Debian's ``postgresql`` package, run as the ``postgres`` user) on a free
+    loopback port with databases ``lake``, ``dagster`` and ``mlflow``; stopped by PID (fast shutdown).
+    Without the server binaries it fails, never skips: ``make test`` installs the package."""
+    from tests.servers import postgres_bin, start_postgres
+
+    try:
+        postgres_bin()
+    except FileNotFoundError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    server = start_postgres(tmp_path_factory.mktemp("postgres"))
+    yield server
+    server.stop()

@@ -9,6 +9,7 @@ from ..dagster_resources import DuckLake, ObjectStorage
 from ..ingest.bronze import PartitionResult, ingest_partitions
 from ..metadata import mask_pii, md_table
 from ..partitions import hours_of
+from ..settings import Settings
 
 
 def bronze_metadata(results: list[PartitionResult], table: str) -> dict[str, dg.MetadataValue]:
@@ -51,13 +52,15 @@ def build_bronze_assets(partitions_def: dg.PartitionsDefinition) -> dg.AssetsDef
         can_subset=True,
         name="bronze_ingest",
     )
-    def bronze_ingest(context: dg.AssetExecutionContext, store: ObjectStorage, lake: DuckLake):
+    def bronze_ingest(context: dg.AssetExecutionContext, store: ObjectStorage, lake: DuckLake,
+                      settings: dg.ResourceParam[Settings]):
         objects = store.get_store()
         objects.check()
         hours = hours_of(context)
         for key in sorted(context.selected_asset_keys):
             table = key.path[-1]
-            results = ingest_partitions(objects, lake.get_lake(), table, hours, run_id=context.run_id)
+            results = ingest_partitions(objects, lake.get_lake(), table, hours, run_id=context.run_id,
+                                        workers=settings.workers)
             context.log.info(f"bronze/{table}: {len(hours)} hour(s), {sum(r.rows for r in results)} rows, "
                              f"{sum(r.rejected_files for r in results)} rejected file(s)")
             yield dg.MaterializeResult(asset_key=key, metadata=bronze_metadata(results, table))

@@ -59,7 +59,8 @@ def pd_baseline(ts: TrainingSet) -> dg.Output[TrainedModel]:
           description="XGBoost hist, seeded random search inside a time budget, early stopping on validation AUC.")
 def pd_xgboost(ts: TrainingSet, settings: dg.ResourceParam[Settings]) -> dg.Output[TrainedModel]:
     model = train_xgboost(ts.part("train"), ts.part("valid"), ts.features, ts.categorical,
-                          trials=settings.train_trials, time_budget_s=settings.train_time_budget_s)
+                          trials=settings.train_trials, time_budget_s=settings.train_time_budget_s,
+                          threads=settings.workers)
     return dg.Output(model, metadata={"train_seconds": round(model.train_seconds, 2),
                                       "best_iteration": model.params["best_iteration"],
                                       "search": dg.MetadataValue.md(md_table(pd.DataFrame(model.search)))})

@@ -15,7 +15,7 @@ if TYPE_CHECKING:  # scikit-learn and xgboost load where a model is trained or s
     from sklearn.pipeline import Pipeline
 
 SEED = 7
-XGB_BASE = {"objective": "binary:logistic", "eval_metric": "auc", "tree_method": "hist", "nthread": 2,
+XGB_BASE = {"objective": "binary:logistic", "eval_metric": "auc", "tree_method": "hist",
             "max_delta_step": 1.0,  # keeps steps small on a rare class: the usual imbalance aid for logistic
             "seed": SEED}
 SEARCH_SPACE: dict[str, list[int] | list[float]] = {
@@ -206,7 +206,7 @@ def train_xgboost(train: pd.DataFrame, valid: pd.DataFrame, features: list[str],
                   seed: int = SEED, trials: int = 6, time_budget_s: float = 120.0,
                   num_boost_round: int = 2000, early_stopping_rounds: int = 50,
                   candidates: list[dict[str, Any]] | None = None,
-                  sample_weight: np.ndarray | None = None) -> TrainedModel:
+                  sample_weight: np.ndarray | None = None, threads: int = 2) -> TrainedModel:
     """A small seeded random search (first trial: a sensible default), early stopping on validation AUC.
 
     Stops early when the time budget is spent; the best trial by validation AUC wins. ``candidates``
@@ -232,7 +232,7 @@ def train_xgboost(train: pd.DataFrame, valid: pd.DataFrame, features: list[str],
     for params in candidates:
         if best is not None and time.perf_counter() - started > time_budget_s:
             break
-        full = {**XGB_BASE, **params, "seed": seed}
+        full = {**XGB_BASE, **params, "seed": seed, "nthread": threads}
         booster = xgb.train(full, dtrain, num_boost_round=num_boost_round, evals=[(dvalid, "valid")],
                             early_stopping_rounds=early_stopping_rounds, verbose_eval=False)
         auc = float(roc_auc_score(valid[TARGET], booster.predict(dvalid, iteration_range=(0, booster.best_iteration + 1))))

@@ -6,7 +6,7 @@ locals {
     pii_key                  = "HMAC key for pseudonymising identifiers (CREDITRISK_PII_KEY); rotating it re-keys every pseudonym"
     serve_api_key            = "API key clients send as X-API-Key (CREDITRISK_SERVE_API_KEY)"
     dagster_db_password      = "password of the dagster role on the Dagster Postgres (run/event storage)"
-    mlflow_backend_store_uri = "postgresql://... URI of the MLflow backend store, with its password"
+    mlflow_backend_store_uri = "postgresql+psycopg2://... URI of the MLflow backend store, with its password"
     lake_catalog_dsn         = "postgres:... DuckLake catalog DSN with its password (CREDITRISK_LAKE_CATALOG)"
     alert_webhook_url        = "Slack-compatible alert webhook URL (CREDITRISK_ALERT_WEBHOOK_URL)"
   }

@@ -198,11 +198,11 @@ def test_url_and_dsn_passwords_are_masked(text: str, masked: str) -> None:
 
 def test_postgres_passwords_are_masked_in_repr_and_describe(tmp_path: Path) -> None:
     env = {**_production_env(tmp_path), "CREDITRISK_LAKE_CATALOG": f"postgres:host=db user=lake password={PW}",
-           "CREDITRISK_MLFLOW_TRACKING_URI": f"postgresql://mlflow:{PW2}@db:5432/mlflow"}
+           "CREDITRISK_MLFLOW_TRACKING_URI": f"postgresql+psycopg2://mlflow:{PW2}@db:5432/mlflow"}
     s = Settings.from_env(env)
     for text in (repr(s), str(s), repr(s.describe())):
         assert PW not in text and PW2 not in text
-        assert "password=***" in text and "postgresql://mlflow:***@db:5432/mlflow" in text
+        assert "password=***" in text and "postgresql+psycopg2://mlflow:***@db:5432/mlflow" in text
     assert s.lake_catalog.endswith(f"password={PW}") and PW2 in s.resolved_mlflow_uri  # real values
 
 
@@ -233,11 +233,13 @@ def test_folder_store_round_trip_and_listing(tmp_path: Path) -> None:
 POSTGRES_DAGSTER_YAML = """
 storage:
   postgres:
-    postgres_db: {username: dagster, password: {env: DAGSTER_PG_PASSWORD}, hostname: db, db_name: dagster, port: 5432}
+    postgres_db: {username: dagster, password: {env: DAGSTER_PG_PASSWORD}, hostname: db, db_name: dagster, port: 5432,
+                  scheme: postgresql+psycopg2}
 """
 # what Dagster's Helm chart writes (configmap-instance.yaml): one dagster_postgres entry per kind
 HELM_DAGSTER_YAML = "\n".join(
-    f"{kind}:\n  module: dagster_postgres.{module}\n  class: {cls}\n  config: {{postgres_db: {{hostname: db}}}}"
+    f"{kind}:\n  module: dagster_postgres.{module}\n  class: {cls}\n"
+    "  config: {postgres_db: {hostname: db, scheme: postgresql+psycopg2}}"
     for kind, module, cls in [("run_storage", "run_storage", "PostgresRunStorage"),
                               ("event_log_storage", "event_log", "PostgresEventLogStorage"),
                               ("schedule_storage", "schedule_storage", "PostgresScheduleStorage")])
@@ -387,3 +389,25 @@ def test_git_sha_falls_back_to_the_image_file_then_fails(tmp_path: Path, monkeyp
     monkeypatch.setenv("PATH", str(tmp_path))  # no git binary at all
     with pytest.raises(GitShaError, match="no git commit"):
         git_sha("", sha_file=sha_file, repo=ROOT)
+
+
+@pytest.mark.parametrize(("variable", "dagster_yaml"), [
+    ("CREDITRISK_MLFLOW_TRACKING_URI", POSTGRES_DAGSTER_YAML),
+    ("DAGSTER_HOME", POSTGRES_DAGSTER_YAML.replace("scheme: postgresql+psycopg2", "scheme: postgresql")),
+    ("DAGSTER_HOME", "storage:\n  postgres:\n    postgres_url: postgresql://dagster@db/dagster\n"),
+    ("DAGSTER_HOME", HELM_DAGSTER_YAML.replace(", scheme: postgresql+psycopg2", "")),
+])
+def test_production_refuses_a_postgres_url_without_its_driver(tmp_path: Path, variable: str, dagster_yaml: str) -> None:
+    env = _production_env(tmp_path, dagster_yaml)
+    if variable == "CREDITRISK_MLFLOW_TRACKING_URI":
+        env[variable] = "postgresql://mlflow@db:5432/mlflow"
+    with pytest.raises(SettingsError) as info:
+        Settings.from_env(env)
+    assert "postgresql+psycopg2" in str(info.value) and ("dagster.yaml" in str(info.value)) == (variable == "DAGSTER_HOME")
+
+
+def test_parallelism_defaults_to_the_cores_this_process_may_use() -> None:
+    assert Settings.from_env({}).workers == len(os.sched_getaffinity(0))
+    assert Settings.from_env({"CREDITRISK_PARALLELISM": "3"}).workers == 3
+    with pytest.raises(SettingsError, match="CREDITRISK_PARALLELISM=-1"):
+        Settings.from_env({"CREDITRISK_PARALLELISM": "-1"})
