@@ -12,6 +12,7 @@ three agree on a sample of features.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 import time
 from typing import Any
@@ -21,7 +22,7 @@ import pandas as pd
 
 from bench.common import silver_setup
 from creditrisk_assets.contracts import TABLES
-from creditrisk_assets.gold.build import run_dbt, target_dir
+from creditrisk_assets.gold.build import BuildWindow, run_dbt, target_dir
 
 CHECK = ["bureau_credit_count", "bureau_worst_dpd_bucket", "prev_refused_count", "inst_late_count",
          "cc_months_count", "credit_income_ratio"]
@@ -83,19 +84,28 @@ def pandas_features(silver: dict[str, pd.DataFrame]) -> pd.DataFrame:
 
 
 def compiled_sql(settings: Any) -> list[tuple[str, str, str]]:
-    """(kind, relation, select) for every model, in dependency order, from dbt's compiled SQL."""
-    order = ["staging/stg_" + t for t in TABLES] + [
-        "intermediate/int_applications_in_window", "intermediate/int_bureau_by_applicant",
-        "intermediate/int_bureau_balance_by_applicant", "intermediate/int_previous_applications_by_applicant",
-        "intermediate/int_installments_by_applicant", "intermediate/int_credit_card_by_applicant",
-        "marts/applicant_features"]
-    base = target_dir(settings) / "compiled" / "creditrisk" / "models"
+    """(kind, relation, select) for every model, in dependency order, from dbt's compiled SQL (the models and
+    their order from the manifest of the same invocation)."""
+    nodes = json.loads((target_dir(settings) / "manifest.json").read_text())["nodes"]
+    models = {u: n for u, n in nodes.items() if n["resource_type"] == "model"}
+    order: list[str] = []
+
+    def visit(unique_id: str) -> None:
+        if unique_id in order:
+            return
+        for parent in models[unique_id]["depends_on"]["nodes"]:
+            if parent in models:
+                visit(parent)
+        order.append(unique_id)
+
+    for unique_id in sorted(models):
+        visit(unique_id)
+    base = target_dir(settings) / "compiled" / "creditrisk"
     out = []
-    for path in order:
-        sql = (base / f"{path}.sql").read_text()
-        name = path.rsplit("/", 1)[1]
-        kind = "table" if path.startswith("marts") else "view"
-        out.append((kind, name, sql))
+    for unique_id in order:
+        node = models[unique_id]
+        kind = "table" if node["config"]["materialized"] in ("table", "incremental") else "view"
+        out.append((kind, node["name"], (base / node["original_file_path"]).read_text()))
     return out
 
 
@@ -108,8 +118,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     print(f"  data: {counts['application']:,} applications, {activity:,} activity rows in silver "
           f"(setup {setup_s:.0f}s)")
 
-    window = {"start_hour": f"{hours[0]:%Y-%m-%d %H}:00:00",
-              "end_hour": f"{hours[-1] + dt.timedelta(hours=1):%Y-%m-%d %H}:00:00"}
+    window = BuildWindow.between(hours[0], hours[-1] + dt.timedelta(hours=1))
     run_dbt(settings, ["compile"], window)  # compiled SQL for (b); also warms dbt's partial parse
     t0 = time.perf_counter()
     run_dbt(settings, ["run", "--full-refresh"], window)

@@ -20,6 +20,24 @@ from creditrisk_assets.settings import Settings
 from creditrisk_assets.simulate import SimulationConfig, simulate
 
 
+def build_silver_hours(settings: Settings, store: ObjectStore, hours: list[dt.datetime], rows_per_hour: int,
+                       seed: int) -> None:
+    """Simulate ``hours`` (from 2026-10-01 00:00) and take them through silver, every row accounted for."""
+    simulate(SimulationConfig(start="2026-10-01T00:00", hours=len(hours), rows_per_hour=rows_per_hour, seed=seed),
+             store)
+    runs = ingest_to_silver(store, Lake(settings), settings, hours, "t")
+    assert all(r.accounting.balanced for r in runs.values())
+
+
+def gold_features(settings: Settings) -> Any:
+    """``lake.gold.applicant_features``, ordered by applicant (a pandas frame)."""
+    con = Lake(settings).connect_lake()
+    try:
+        return con.execute("SELECT * FROM lake.gold.applicant_features ORDER BY sk_id_curr").df()
+    finally:
+        con.close()
+
+
 def build_gold(settings: Settings, store: ObjectStore, hours: int = 40, rows_per_hour: int = 150,
                seed: int = 13) -> None:
     """Simulate ``hours`` of landing data, take it through silver and build gold with dbt."""

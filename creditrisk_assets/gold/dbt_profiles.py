@@ -24,11 +24,13 @@ def profile_dict(settings: Settings) -> dict:
     extensions = []
     if catalog.startswith("sqlite:"):
         extensions.append(str(lake.sqlite_extension()))
+    elif catalog.startswith("postgres:"):
+        extensions.append(str(lake.postgres_extension()))
     extensions.append(str(extension_path("ducklake")))
     output: dict = {
         "type": "duckdb",
         "path": str(lake.dir / "dbt.duckdb"),
-        "threads": 2,
+        "threads": settings.workers,
         "config_options": {"extension_directory": str(home / "duckdb_extensions"),
                            "autoinstall_known_extensions": False, "autoload_known_extensions": False},
         "extensions": extensions,
@@ -41,6 +43,9 @@ def profile_dict(settings: Settings) -> dict:
         if settings.s3_access_key_id:
             secret["key_id"] = "{{ env_var('CREDITRISK_S3_ACCESS_KEY_ID') }}"
             secret["secret"] = "{{ env_var('CREDITRISK_S3_SECRET_ACCESS_KEY') }}"
+        else:  # as the lake (resources.Lake): the AWS credential chain
+            output["extensions"].insert(1, str(extension_path("aws")))
+            secret["provider"] = "credential_chain"
         if settings.s3_endpoint:
             secret["endpoint"] = settings.s3_endpoint.split("://", 1)[-1].rstrip("/")
             secret["url_style"] = "path"

@@ -4,7 +4,7 @@
 bureau records pulled at decision time. Its features are computed here by the *same SQL* that builds
 ``gold/applicant_features``, never by a second implementation:
 
-1. ``compile_manifest``: ``dbt compile`` of the gold project, without vars (every application, silver
+1. ``compile_manifest``: ``dbt compile`` of the gold project, without a window (every application, silver
    unpinned), into a cache keyed by a fingerprint of the project's files; only the manifest's
    ``compiled_code`` is used. A changed model is a new fingerprint, so the online path follows it.
 2. ``FeatureGraph.from_manifest``: from the mart (the model whose relation is ``GOLD_TABLE``) the
@@ -61,6 +61,7 @@ from ..quality.silver import (
     typed_columns,
 )
 from ..settings import Settings
+from .build import BuildWindow
 from .catalogue import KEY_COLUMNS
 from .dbt_profiles import PROJECT_DIR
 from .lookup import GOLD_TABLE
@@ -144,7 +145,8 @@ def compile_manifest(settings: Settings, project_dir: Path = PROJECT_DIR) -> Pat
                    "--profiles-dir", str(_compile_profile(work, project_dir)), "--target-path", str(work / "target"),
                    "--log-path", str(work / "logs"), "--no-partial-parse"]
             proc = subprocess.run(cmd, capture_output=True, text=True, cwd=project_dir,
-                                  env={**os.environ, "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"})
+                                  env={**os.environ, **BuildWindow().env(),  # no window: every application
+                                       "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"})
             if proc.returncode != 0:
                 tail = [line for line in proc.stdout.splitlines() if "rror" in line][-5:]
                 raise OnlineError(f"dbt compile of {project_dir} failed: {' | '.join(tail) or proc.stdout[-500:]}")

@@ -9,32 +9,24 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from creditrisk_assets.gold.build import run_dbt
+from creditrisk_assets.gold.build import BuildWindow, run_dbt
 from creditrisk_assets.gold.lookup import FeatureCache, latest_features
-from creditrisk_assets.quality.runner import ingest_to_silver
 from creditrisk_assets.resources import Lake, ObjectStore
 from creditrisk_assets.settings import Settings
 from creditrisk_assets.simulate import SimulationConfig, simulate
-from tests.helpers import run_bronze
+from tests.helpers import build_silver_hours, gold_features, run_bronze
 
 pytestmark = pytest.mark.integration
 START = dt.datetime(2026, 10, 1)
 HOURS = [START + dt.timedelta(hours=h) for h in range(3)]
-FULL = {"start_hour": "2026-10-01 00:00:00", "end_hour": "2026-10-01 03:00:00"}
+FULL = BuildWindow("2026-10-01 00:00:00", "2026-10-01 03:00:00")
 
 
 def build_silver(settings: Settings, store: ObjectStore, seed: int = 21) -> None:
-    simulate(SimulationConfig(start="2026-10-01T00:00", hours=len(HOURS), rows_per_hour=20, seed=seed), store)
-    runs = ingest_to_silver(store, Lake(settings), settings, HOURS, "t")
-    assert all(r.accounting.balanced for r in runs.values())
+    build_silver_hours(settings, store, HOURS, rows_per_hour=20, seed=seed)
 
 
-def gold(settings: Settings) -> pd.DataFrame:
-    con = Lake(settings).connect_lake()
-    try:
-        return con.execute("SELECT * FROM lake.gold.applicant_features ORDER BY sk_id_curr").df()
-    finally:
-        con.close()
+gold = gold_features
 
 
 @pytest.fixture()
@@ -76,8 +68,7 @@ def test_dbt_build_passes_and_features_cover_every_application(silver_built: Set
 
 def test_incremental_hour_by_hour_equals_full_rebuild(silver_built: Settings) -> None:
     for h in HOURS:
-        run_dbt(silver_built, ["run"], {"start_hour": f"{h:%Y-%m-%d %H}:00:00",
-                                        "end_hour": f"{h + dt.timedelta(hours=1):%Y-%m-%d %H}:00:00"})
+        run_dbt(silver_built, ["run"], BuildWindow.between(h, h + dt.timedelta(hours=1)))
     incremental = gold(silver_built)
     run_dbt(silver_built, ["run", "--full-refresh"])
     full = gold(silver_built)

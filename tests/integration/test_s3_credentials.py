@@ -1,4 +1,4 @@
-"""With no S3 keys in the settings, the object store (boto3) and the lake (DuckDB) take their credentials
+"""With no S3 keys in the settings, the object store (boto3), the lake (DuckDB) and dbt take their credentials
 from the AWS credential chain, as they would from an instance or pod role; with no credentials anywhere the
 lake fails with one error naming the settings. Real SeaweedFS, real DuckDB."""
 
@@ -10,6 +10,7 @@ import pytest
 
 from creditrisk_assets.resources import Lake, ObjectStoreError, open_store_for_writing
 from creditrisk_assets.settings import Settings
+from tests.helpers import build_gold
 from tests.servers import Server
 
 pytestmark = pytest.mark.integration
@@ -48,6 +49,10 @@ def test_without_keys_the_store_and_the_lake_use_the_credential_chain(
     with lake.connect_lake() as con:  # a new connection reads the data file back from the bucket
         assert con.execute("SELECT answer FROM lake.main.chain_probe").fetchone() == (42,)
     assert any(o.key.startswith("lake/") and o.key.endswith(".parquet") for o in store.list("lake/"))
+    # dbt's own DuckDB connection (its profile) signs with the chain too: gold over the keyless lake
+    build_gold(settings, store, hours=3, rows_per_hour=20)
+    with lake.connect_lake() as con:
+        assert con.execute("SELECT count(*) FROM lake.gold.applicant_features").fetchone()[0] > 0  # type: ignore[index]
 
 
 @pytest.mark.usefixtures("no_ambient_aws")
