@@ -336,3 +336,72 @@ def start_postgres(workdir: Path, databases: tuple[str, ...] = POSTGRES_DATABASE
         server.stop()
         raise
     return server
+
+
+REPO = Path(__file__).resolve().parents[1]
+
+# a local instance like the one `make demo` writes for `make dev` (creditrisk_assets/demo.py), minus its logging
+DAGSTER_DEV_YAML = """\
+telemetry:
+  enabled: false
+concurrency:
+  pools:
+    default_limit: 1
+"""
+
+_WORKSPACE_QUERY = """{ workspaceOrError { __typename ... on PythonError { message }
+  ... on Workspace { locationEntries { name loadStatus
+    locationOrLoadError { __typename ... on PythonError { message stack } } } } } }"""
+
+
+def dagster_graphql(url: str, query: str, variables: dict | None = None, timeout_s: float = 30.0) -> dict:
+    """POST one query to the Dagster webserver at ``url``; its ``data`` (raises on GraphQL errors)."""
+    import json
+
+    body = json.dumps({"query": query, "variables": variables or {}}).encode()
+    req = urllib.request.Request(url + "/graphql", data=body, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=timeout_s) as r:  # noqa: S310 - loopback only
+        answer = json.loads(r.read())
+    if answer.get("errors"):
+        raise RuntimeError(f"GraphQL errors: {answer['errors']}")
+    return answer["data"]
+
+
+def start_dagster_dev(workdir: Path, env: dict[str, str] | None = None, timeout_s: float = 300.0) -> Server:
+    """``dagster dev`` on the repo's ``workspace.yaml`` as ``make dev`` runs it (webserver, daemon and code
+    server) on a free loopback port, with its own ``DAGSTER_HOME`` under ``workdir``.
+
+    Ready once every code location has loaded (the Definitions take 10-20 s to import here); a location
+    that fails to load stops the server and raises with its error. ``stop()`` (SIGTERM to the group) shuts
+    it down in a few seconds.
+    """
+    home = workdir / "dagster_home"
+    home.mkdir(parents=True, exist_ok=True)
+    if not (home / "dagster.yaml").exists():
+        (home / "dagster.yaml").write_text(DAGSTER_DEV_YAML)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    cmd = [str(BIN / "dagster"), "dev", "-w", str(REPO / "workspace.yaml"), "-h", "127.0.0.1", "-p", str(port)]
+    deadline = time.monotonic() + timeout_s
+    server = _start("dagster", cmd, workdir / "dagster.log", lambda: http_ok(url + "/server_info"), url,
+                    timeout_s=timeout_s, env={"DAGSTER_HOME": str(home), **(env or {})})
+    server.extra.update(dagster_home=home, port=port)
+    while True:
+        if server.proc.poll() is not None:
+            raise RuntimeError(f"dagster dev exited with {server.proc.returncode}: {server.log.read_text()[-2000:]}")
+        try:
+            workspace = dagster_graphql(url, _WORKSPACE_QUERY)["workspaceOrError"]
+        except Exception:  # noqa: BLE001 - the webserver is busy loading
+            workspace = {}
+        entries = workspace.get("locationEntries") or []
+        errors = [f"{e['name']}: {e['locationOrLoadError']['message']}" for e in entries
+                  if (e.get("locationOrLoadError") or {}).get("__typename") == "PythonError"]
+        if errors:
+            server.stop()
+            raise RuntimeError(f"code location failed to load: {errors}")
+        if entries and all(e["loadStatus"] == "LOADED" and e["locationOrLoadError"] for e in entries):
+            return server
+        if time.monotonic() > deadline:
+            server.stop()
+            raise RuntimeError(f"dagster code location not loaded after {timeout_s}s: {server.log.read_text()[-2000:]}")
+        time.sleep(0.5)
