@@ -41,11 +41,12 @@ demo: install
 test: install browser postgres
 	@$(BIN)/ruff check creditrisk_assets serving tests bench
 	@$(BIN)/mypy creditrisk_assets serving bench
-	@# two pytest processes side by side: the Ray tests (~8 min, one cluster) and everything else; the suite
-	@# waits on servers about half the time, so on 2 cores this takes ~2/3 of one sequential run
+	@# two pytest processes side by side: the Ray tests (one cluster) with the modules marked `beside_ray` (so both
+	@# take about as long), and everything else; the suite waits on servers about half the time, so on 2 cores
+	@# this takes ~2/3 of one sequential run
 	@mkdir -p $(CREDITRISK_HOME); log=$(CREDITRISK_HOME)/test-ray.log; \
-	  $(BIN)/python -m pytest -q -p no:cacheprovider -m ray --durations=5 tests > $$log 2>&1 & ray=$$!; \
-	  $(BIN)/python -m pytest -q -m "not ray" --durations=15 tests; rest=$$?; \
+	  $(BIN)/python -m pytest -q -p no:cacheprovider -m "ray or beside_ray" --durations=8 tests > $$log 2>&1 & ray=$$!; \
+	  $(BIN)/python -m pytest -q -m "not ray and not beside_ray" --durations=15 tests; rest=$$?; \
 	  wait $$ray; status=$$?; echo "---- Ray tests (run beside the others; log $$log)"; cat $$log; \
 	  test $$rest -eq 0 && test $$status -eq 0
 

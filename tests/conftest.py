@@ -16,6 +16,10 @@ from creditrisk_assets.resources import Lake, ObjectStore, object_store_from_set
 from creditrisk_assets.settings import Settings
 from tests.servers import Server, start_seaweedfs
 
+#: modules ``make test`` runs in the Ray tests' process (before the cluster starts): measured in one clean-clone run,
+#: the Ray tests took 13 min and the rest 22 min; these two (~4.5 min) even them out
+BESIDE_RAY = ("test_postgres.py", "test_dbt_partial_parse.py")
+
 
 @pytest.hookimpl(tryfirst=True)  # before `-m` selects on the marker
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -25,6 +29,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "ray_cluster" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.ray)
+        elif item.path.name in BESIDE_RAY:
+            item.add_marker(pytest.mark.beside_ray)
     items.sort(key=lambda item: "ray_cluster" in getattr(item, "fixturenames", ()))
 
 
