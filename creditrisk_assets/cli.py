@@ -340,8 +340,8 @@ def serve_main(argv: list[str]) -> int:
           f"mode {config['mode']}) at {cluster.url}")
     print(f"  curl -s {cluster.url}/health")
     print(f"  curl -s -X POST {cluster.url}/predict -H 'content-type: application/json' -d '{{\"sk_id_curr\": 100001}}'")
-    if args.action == "start" or settings.ray_address != "local":
-        return 0
+    if args.action == "start" or settings.ray_address != "local" or settings.serve_rayservice:
+        return 0  # a cluster this process did not start (a Ray address, or KubeRay's): nothing to stop here
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())

@@ -24,6 +24,7 @@ from .resources import FolderStore, Lake, LakeConfig, ObjectStore, S3Access
 if TYPE_CHECKING:
     from mlflow import MlflowClient
 
+    from serving.kuberay import Rollout
     from serving.runtime import Cluster
 
     from .monitoring.alerts import Alert
@@ -103,24 +104,45 @@ class DuckLake(dg.ConfigurableResource):  # type: ignore[type-arg]
 
 class RayServe(dg.ConfigurableResource):  # type: ignore[type-arg]
     """Where the scoring app runs: a Ray address (``local``: a cluster started under the data home) and Serve's
-    HTTP ingress. What it serves (champion, challenger, routing, limits) comes from the registry and settings."""
+    HTTP ingress, or, under KubeRay, a ``RayService`` whose Serve config is patched through the Kubernetes API
+    (``rayservice`` set; the operator owns the cluster). What it serves (champion, challenger, routing, limits)
+    comes from the registry and settings."""
 
     address: str = "local"
     host: str = "127.0.0.1"
     port: int = 8000
     proxy: str = "haproxy"  # `haproxy` or Ray's Python proxy (`default`, ~10x slower here)
     replicas: int = 2
+    rayservice: str = ""  # KubeRay: the RayService's name (empty: deploy to `address` directly)
+    rayservice_namespace: str = ""  # empty: the pod's own namespace, else `default`
+    rollout_timeout_s: float = 600.0  # KubeRay: how long a patch may take to be RUNNING and answer /v1/health
+
+    @property
+    def under_kuberay(self) -> bool:
+        return bool(self.rayservice)
 
     def settings_for(self, settings: Settings) -> Settings:
         """``settings`` with this resource's cluster and ingress (what a deploy uses)."""
         return dataclasses.replace(settings, ray_address=self.address, serve_host=self.host, serve_port=self.port,
-                                   serve_proxy=self.proxy, serve_replicas=self.replicas)
+                                   serve_proxy=self.proxy, serve_replicas=self.replicas,
+                                   serve_rayservice=self.rayservice,
+                                   serve_rayservice_namespace=self.rayservice_namespace)
 
     def ensure_deployed(self, settings: Settings) -> tuple[Cluster, dict[str, Any]]:
-        """Deploy (or reconfigure in place) the app this resource and ``settings`` describe."""
+        """Deploy (or reconfigure in place) the app this resource and ``settings`` describe (under KubeRay:
+        patch the RayService, as ``serving.runtime.ensure_deployed`` does)."""
+        if self.under_kuberay:
+            rollout = self.patch_rayservice(settings)
+            return rollout.cluster(), rollout.config
         from serving.runtime import ensure_deployed
 
         return ensure_deployed(self.settings_for(settings))
+
+    def patch_rayservice(self, settings: Settings) -> Rollout:
+        """The KubeRay path: point the RayService at the registry's champion; returns what changed."""
+        from serving.kuberay import deploy
+
+        return deploy(self.settings_for(settings), timeout_s=self.rollout_timeout_s)
 
 
 class MlflowRegistry(dg.ConfigurableResource):  # type: ignore[type-arg]
@@ -178,5 +200,7 @@ def resources_for(settings: Settings) -> dict[str, Any]:
                                  artifact_location=settings.mlflow_artifact_location or ""),
         "alerts": Alerts(webhook_url=_from_env("CREDITRISK_ALERT_WEBHOOK_URL", settings.alert_webhook_url)),
         "serve": RayServe(address=settings.ray_address, host=settings.serve_host, port=settings.serve_port,
-                          proxy=settings.serve_proxy, replicas=settings.serve_replicas),
+                          proxy=settings.serve_proxy, replicas=settings.serve_replicas,
+                          rayservice=settings.serve_rayservice,
+                          rayservice_namespace=settings.serve_rayservice_namespace),
     }

@@ -36,6 +36,7 @@ import zlib
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import ray
 from ray import serve
 from starlette.requests import Request
 from starlette.responses import Response
@@ -257,7 +258,11 @@ class PdService:
             champion = self.champion
             response = _json(200 if champion else 503, {"status": "ready" if champion else "no model loaded",
                                                         "champion": champion.info.version if champion else None,
-                                                        "config_hash": self.config_hash})
+                                                        "config_hash": self.config_hash,
+                                                        # the Ray node that answered (replicas spread over nodes);
+                                                        # never starts Ray (get_runtime_context() would, unconnected)
+                                                        "node_id": ray.get_runtime_context().get_node_id()
+                                                        if ray.is_initialized() else None})
         elif route == "model" and request.method == "GET":
             response = _json(200 if self.champion else 503, self._describe())
         elif route in ROUTES:

@@ -56,7 +56,7 @@ def registry_config(settings: Settings) -> dict[str, Any]:
 #: app's ``args``, so the same app deployed from the CLI (``CREDITRISK_RAY_ADDRESS=<head>``) and from the
 #: ``serving/deployment`` asset (``local``) is one app: an alias move reconfigures the replicas in place
 #: (``user_config``) instead of replacing them.
-DEPLOYER_ONLY = ("CREDITRISK_RAY_ADDRESS",)
+DEPLOYER_ONLY = ("CREDITRISK_RAY_ADDRESS", "CREDITRISK_SERVE_RAYSERVICE", "CREDITRISK_SERVE_RAYSERVICE_NAMESPACE")
 
 
 def settings_args(settings: Settings) -> dict[str, str]:

@@ -32,13 +32,15 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from creditrisk_assets.ray_auth import AUTH_MODE, LOCAL_AUTH_MODE  # the local clusters' token mode
 from creditrisk_assets.settings import Settings
 
 from .config import APP_NAME, base_url, config_hash, registry_config, serve_config, settings_args
 
 #: the deployer's API (``base_url``, ``registry_config``, ``serve_config``, ``settings_args`` are serving.config's)
-__all__ = ["Cluster", "ServingError", "base_url", "cluster_file", "deploy", "ensure_deployed", "registry_config",
-           "running_cluster", "serve_config", "settings_args", "shutdown_app", "start_cluster", "stop_cluster"]
+__all__ = ["Cluster", "ServingError", "WorkerNode", "base_url", "cluster_file", "deploy", "ensure_deployed",
+           "registry_config", "running_cluster", "serve_config", "settings_args", "shutdown_app", "start_cluster",
+           "start_worker_node", "stop_cluster", "stop_worker_node"]
 log = logging.getLogger("creditrisk.serving")
 
 #: How often a deploy sends the Serve config before it gives up. On a loaded machine the dashboard may not
@@ -62,6 +64,7 @@ class Cluster:
     pid: int  # `ray start --block` process (its group holds every Ray process)
     metrics_port: int  # Prometheus metrics of the node (ray_creditrisk_* among them)
     url: str  # HTTP base of the app, e.g. http://127.0.0.1:8000/v1
+    ingress_block: int = -1  # its block of replica ports (``reserve_ingress_block``); -1: not started here
 
     @property
     def serve_port(self) -> int:
@@ -182,8 +185,9 @@ def _free_port() -> int:
 
 def start_cluster(settings: Settings, num_cpus: int | None = None, timeout_s: float = 90.0) -> Cluster:
     """Start a local Ray head (``ray start --head --block``) and wait until it accepts drivers. Its CPUs:
-    ``num_cpus``, else ``CREDITRISK_PARALLELISM`` (the machine's cores), at least one per Serve replica."""
-    num_cpus = num_cpus or max(settings.workers, settings.serve_replicas)
+    ``num_cpus`` (0: a head that only runs the control plane, replicas go to worker nodes, ``start_worker_node``),
+    else ``CREDITRISK_PARALLELISM`` (the machine's cores), at least one per Serve replica."""
+    num_cpus = max(settings.workers, settings.serve_replicas) if num_cpus is None else num_cpus
     gcs, metrics, stats, dashboard = _free_port(), _free_port(), _free_port(), _free_port()
     temp = Path("/tmp") / f"ray-creditrisk-{gcs}"  # Ray's socket paths must stay short (< 108 bytes)
     log_path = serving_dir(settings) / "ray-head.log"
@@ -194,10 +198,11 @@ def start_cluster(settings: Settings, num_cpus: int | None = None, timeout_s: fl
            f"--metrics-export-port={metrics}", f"--temp-dir={temp}", "--disable-usage-stats"]
     block = reserve_ingress_block(os.getpid())
     env = {**os.environ, **ray_env(settings, stats, Path("/tmp") / f"crh-{gcs}", block), "RAY_USAGE_STATS_ENABLED": "0"}
+    env.setdefault(AUTH_MODE, LOCAL_AUTH_MODE)
     with open(log_path, "wb") as fh:
         proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True, env=env)
     claim_ingress_block(block, proc.pid)  # held while the cluster lives
-    cluster = Cluster(f"127.0.0.1:{gcs}", proc.pid, metrics, base_url(settings))
+    cluster = Cluster(f"127.0.0.1:{gcs}", proc.pid, metrics, base_url(settings), block)
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -208,6 +213,71 @@ def start_cluster(settings: Settings, num_cpus: int | None = None, timeout_s: fl
         time.sleep(0.5)
     stop_cluster(cluster)
     raise ServingError(f"Ray did not start within {timeout_s:.0f} s; see {log_path}")
+
+
+@dataclass
+class WorkerNode:
+    """A Ray worker node joined to a head (``ray start --address=<head> --block``), a process session of its own."""
+
+    head: str  # the GCS address it joined
+    ip: str  # its node IP
+    pid: int  # its `ray start --block` process (its session holds the node's raylet, agents and actors)
+    log: str  # that process's output, under ``<home>/serving/``
+    temp_dir: str  # its own Ray temp dir (session logs, sockets)
+
+
+def start_worker_node(settings: Settings, head: Cluster, num_cpus: int, ip: str = "127.0.0.1",
+                      object_store_bytes: int | None = None, timeout_s: float = 90.0) -> WorkerNode:
+    """Join a worker node with ``num_cpus`` CPUs to the local cluster ``head`` (``start_cluster``'s), in a process
+    session of its own (``stop_worker_node`` stops it; SIGKILL to that session is a node crash).
+
+    On one host, give each node its own loopback IP (Linux routes all of 127/8 to ``lo``): Serve's replicas on it
+    are then reached at that IP, as on a real cluster; replica ports come from the head's block (the controller
+    allocates them per node and moves on when one is taken on the host). Its Serve environment is the head's, so
+    its replicas take HAProxy's direct ingress."""
+    gcs = head.address.rsplit(":", 1)[-1]
+    temp = Path(tempfile.mkdtemp(prefix=f"ray-creditrisk-{gcs}-", dir="/tmp"))  # short: socket paths < 108 bytes
+    tag = temp.name.rsplit("-", 1)[-1]
+    log_path = serving_dir(settings) / f"ray-worker-{gcs}-{tag}.log"
+    cmd = [str(Path(sys.executable).parent / "ray"), "start", f"--address={head.address}", "--block",
+           f"--node-ip-address={ip}", f"--num-cpus={num_cpus}", f"--temp-dir={temp}",
+           # every per-node port free (the defaults of some are fixed: a second node on the host would collide)
+           f"--metrics-export-port={_free_port()}", f"--dashboard-agent-listen-port={_free_port()}",
+           "--disable-usage-stats"]
+    if object_store_bytes:
+        cmd.append(f"--object-store-memory={object_store_bytes}")
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0",
+           **ray_env(settings, _free_port(), Path("/tmp") / f"crh-{gcs}-{tag}", max(head.ingress_block, 0))}
+    env.setdefault(AUTH_MODE, LOCAL_AUTH_MODE)  # the head's (start_cluster): else the head refuses the node
+    with open(log_path, "wb") as fh:
+        proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True, env=env)
+    node = WorkerNode(head.address, ip, proc.pid, str(log_path), str(temp))
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            stop_worker_node(node, grace_s=0)
+            raise ServingError(f"ray start (worker node {ip}) exited with {proc.returncode}; see {log_path}")
+        if "Ray runtime started" in log_path.read_text(errors="replace"):
+            return node
+        time.sleep(0.5)
+    stop_worker_node(node, grace_s=0)
+    raise ServingError(f"the worker node {ip} did not join {head.address} within {timeout_s:.0f} s; see {log_path}")
+
+
+def stop_worker_node(node: WorkerNode, grace_s: float = 30.0) -> None:
+    """Stop a worker node by its process session: SIGTERM, then SIGKILL after ``grace_s`` (0: SIGKILL at once,
+    a node crash: its replicas get no graceful shutdown). Its scratch directories go too."""
+    if grace_s > 0:
+        _signal_session(node.pid, signal.SIGTERM)
+        deadline = time.monotonic() + grace_s
+        while time.monotonic() < deadline and _session_members(node.pid):
+            time.sleep(0.3)
+    _signal_session(node.pid, signal.SIGKILL)
+    _reap(node.pid)
+    tag = Path(node.temp_dir).name.rsplit("-", 1)[-1]
+    gcs = node.head.rsplit(":", 1)[-1]
+    for scratch in (Path(node.temp_dir), Path("/tmp") / f"crh-{gcs}-{tag}"):
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def running_cluster(settings: Settings) -> Cluster | None:
@@ -269,7 +339,7 @@ def put_serve_config(dashboard_url: str, schema: dict[str, Any], attempts: int =
     reason = ""
     for attempt in range(1, attempts + 1):
         req = urllib.request.Request(url, data=json.dumps(schema).encode(), method="PUT",
-                                     headers={"content-type": "application/json"})
+                                     headers={"content-type": "application/json", **_auth_headers()})
         try:
             with urllib.request.urlopen(req, timeout=120) as r:  # noqa: S310 - the cluster's own dashboard
                 r.read()
@@ -287,6 +357,24 @@ def put_serve_config(dashboard_url: str, schema: dict[str, Any], attempts: int =
             time.sleep(backoff_s * attempt)
     raise ServingError(f"Serve on {dashboard_url} did not take the config after {attempts} attempts ({reason})"
                        + (f"; read {logs}" if logs else ""))
+
+
+def _auth_headers() -> dict[str, str]:
+    """The ``Authorization`` header a cluster with Ray's token authentication wants (what ``serve deploy`` sends),
+    else none. Tokens are on when this process's ``RAY_AUTH_MODE`` is ``token`` (the local clusters started here
+    pin ``disabled`` otherwise); the token is found where Ray's docs say: ``RAY_AUTH_TOKEN``, the file at
+    ``RAY_AUTH_TOKEN_PATH``, else ``~/.ray/auth_token``."""
+    if os.environ.get(AUTH_MODE, LOCAL_AUTH_MODE) != "token":
+        return {}
+    token = os.environ.get("RAY_AUTH_TOKEN", "")
+    if not token:
+        path = Path(os.environ.get("RAY_AUTH_TOKEN_PATH") or Path.home() / ".ray" / "auth_token")
+        try:
+            token = path.read_text().strip()
+        except OSError as exc:
+            raise ServingError(f"RAY_AUTH_MODE=token but no Ray token: set RAY_AUTH_TOKEN or RAY_AUTH_TOKEN_PATH "
+                               f"({path}: {exc.strerror})") from None
+    return {"authorization": f"Bearer {token}"}
 
 
 def wait_serving(url: str, config: dict[str, Any], confirmations: int = 3, timeout_s: float = 180.0,
@@ -347,6 +435,18 @@ def stop_cluster(cluster: Cluster, grace_s: float = 30.0) -> None:
         shutil.rmtree(scratch, ignore_errors=True)
 
 
+def _reap(pid: int, timeout_s: float = 10.0) -> None:
+    """Collect ``pid``'s exit status when it is this process's child (no zombie left); else return at once."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if os.waitpid(pid, os.WNOHANG)[0]:
+                return
+        except ChildProcessError:  # not our child, or already collected
+            return
+        time.sleep(0.1)
+
+
 def _session_members(sid: int) -> list[int]:
     """PIDs of the processes in session ``sid`` (Linux ``/proc``)."""
     members = []
@@ -384,7 +484,15 @@ def _kill_strays(marker: str) -> None:
 
 def ensure_deployed(settings: Settings) -> tuple[Cluster, dict[str, Any]]:
     """Deploy what the registry says to the configured Ray: a given address, or the local cluster under
-    the data home (started, detached, when none is running). Returns the cluster and the config."""
+    the data home (started, detached, when none is running). Returns the cluster and the config.
+
+    Under KubeRay (``CREDITRISK_SERVE_RAYSERVICE`` set) the operator owns the Serve config: the RayService's
+    is patched through the Kubernetes API instead (``serving.kuberay.deploy``)."""
+    if settings.serve_rayservice:
+        from .kuberay import deploy as deploy_rayservice
+
+        rollout = deploy_rayservice(settings)
+        return rollout.cluster(), rollout.config
     if settings.ray_address != "local":
         cluster = Cluster(settings.ray_address, 0, 0, base_url(settings))
     else:

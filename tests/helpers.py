@@ -48,6 +48,29 @@ def build_gold(settings: Settings, store: ObjectStore, hours: int = 40, rows_per
     run_dbt(settings, ["run"])
 
 
+def gold_and_champion(settings: Settings, store: ObjectStore, hours: int, gold_rows: int | None = None,
+                      max_depth: int = 3) -> tuple[Any, Any, str]:
+    """Gold over ``hours`` simulated hours and a small XGBoost registered and promoted champion in the settings'
+    MLflow: (gold's first ``gold_rows`` applications by key, or all of them; the training set; the version)."""
+    from creditrisk_assets.modeling import registry
+    from creditrisk_assets.modeling.dataset import build_training_set
+    from creditrisk_assets.modeling.train import train_xgboost
+
+    build_gold(settings, store, hours=hours)
+    with Lake(settings).connect_lake() as con:
+        ts = build_training_set(con)
+        limit = f" LIMIT {int(gold_rows)}" if gold_rows else ""
+        gold = con.execute(f"SELECT * FROM lake.gold.applicant_features ORDER BY sk_id_curr{limit}").df()
+    client = registry.connect(settings.resolved_mlflow_uri, settings.mlflow_artifact_location)
+    model = train_xgboost(ts.part("train"), ts.part("valid"), ts.features, ts.categorical,
+                          candidates=[{"max_depth": max_depth, "eta": 0.1}])
+    logged = registry.log_model_run(client, model, example=ts.part("test"), metrics={"auc": 0.7}, params={},
+                                    tags={"lineage.lake_snapshot_id": "1"}, artifacts={}, register=True)
+    assert logged.version is not None
+    registry.set_champion(client, logged.version, "test", "2026-10-02T00:00:00")
+    return gold, ts, str(logged.version)
+
+
 def reference_record_count(name: str, data: bytes) -> int | None:
     """Records in a landed file counted with Python's own parsers; None when unreadable."""
     try:

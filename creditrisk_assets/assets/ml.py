@@ -10,7 +10,7 @@ import pandas as pd
 from ..dagster_resources import Alerts, DuckLake, MlflowRegistry, ObjectStorage
 from ..metadata import md_table
 from ..modeling.dataset import TARGET, TrainingSet, build_training_set
-from ..modeling.train import TrainedModel, train_baseline, train_xgboost
+from ..modeling.train import TrainedModel, train_baseline
 from ..monitoring.alerts import Alert
 from ..resources import Lake
 from ..settings import Settings, mask_credentials
@@ -56,12 +56,19 @@ def pd_baseline(ts: TrainingSet) -> dg.Output[TrainedModel]:
 
 @dg.asset(key=[ML, "pd_xgboost"], group_name=ML, kinds={"xgboost"},
           ins={"ts": dg.AssetIn(key=[ML, "training_set"])},
-          description="XGBoost hist, seeded random search inside a time budget, early stopping on validation AUC.")
+          description="XGBoost hist, seeded random search inside a time budget, early stopping on validation AUC; "
+                      "in this process or on Ray Train (data-parallel workers, trials side by side) as "
+                      "`CREDITRISK_TRAIN_ENGINE` chooses (`auto`: Ray from `CREDITRISK_TRAIN_RAY_MIN_ROWS` rows).")
 def pd_xgboost(ts: TrainingSet, settings: dg.ResourceParam[Settings]) -> dg.Output[TrainedModel]:
-    model = train_xgboost(ts.part("train"), ts.part("valid"), ts.features, ts.categorical,
-                          trials=settings.train_trials, time_budget_s=settings.train_time_budget_s,
-                          threads=settings.workers)
-    return dg.Output(model, metadata={"train_seconds": round(model.train_seconds, 2),
+    from ..modeling.distributed import train_xgboost_on, training_engine
+
+    train = ts.part("train")
+    engine = training_engine(settings, len(train))
+    model = train_xgboost_on(engine, settings, train, ts.part("valid"), ts.features, ts.categorical,
+                             trials=settings.train_trials, time_budget_s=settings.train_time_budget_s)
+    ray_meta = ({"ray_workers": model.params["ray_workers"], "ray_trials_in_parallel": model.params["ray_trials_in_parallel"],
+                 "ray_address": mask_credentials(settings.ray_address)} if engine == "ray" else {})
+    return dg.Output(model, metadata={"train_seconds": round(model.train_seconds, 2), "engine": engine, **ray_meta,
                                       "best_iteration": model.params["best_iteration"],
                                       "search": dg.MetadataValue.md(md_table(pd.DataFrame(model.search)))})
 

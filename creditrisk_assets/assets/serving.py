@@ -29,13 +29,31 @@ PREDICTION_LOG_AUTOMATION = (
 @dg.asset(key=DEPLOYMENT, group_name=SERVING, kinds={"ray"}, deps=[dg.AssetKey(["ml", "promotion"])],
           description="The Ray Serve app answering `/v1/predict` with the registry's `champion` (and `challenger`, "
                       "shadow or canary). Deploys it, or reconfigures the running replicas in place when the "
-                      "aliases moved: in-flight requests finish, nothing is dropped.")
+                      "aliases moved: in-flight requests finish, nothing is dropped. Under KubeRay "
+                      "(`CREDITRISK_SERVE_RAYSERVICE`) it patches the `RayService`'s Serve config instead, "
+                      "through the Kubernetes API.")
 def deployment(context: dg.AssetExecutionContext, serve: RayServe,
                settings: dg.ResourceParam[Settings]) -> dg.MaterializeResult:
+    if serve.under_kuberay:  # the operator owns the Serve config: patch the RayService's (serving/kuberay.py)
+        rollout = serve.patch_rayservice(settings)
+        config = rollout.config
+        context.log.info(f"RayService {rollout.ref}: champion {rollout.previous_champion or '(none)'} -> "
+                         f"{rollout.champion}" if rollout.changed else
+                         f"RayService {rollout.ref} already serves champion {rollout.champion}: not patched")
+        return dg.MaterializeResult(metadata={
+            "path": "kuberay", "rayservice": rollout.ref,
+            "inspect": f"kubectl -n {rollout.namespace} describe rayservice {rollout.name}",
+            "patched": rollout.changed, "resource_version": rollout.resource_version,
+            "previous_champion_version": rollout.previous_champion, "champion_version": rollout.champion,
+            "challenger_version": str(config.get("challenger") or ""), "mode": config["mode"],
+            "canary_share": float(config["canary_share"]), "app_status": rollout.app_status,
+            "health": rollout.health, "url": dg.MetadataValue.url(rollout.url + "/model"),
+        })
     cluster, config = serve.ensure_deployed(settings)
     context.log.info(f"serving champion {config['champion']} at {cluster.url}")
     return dg.MaterializeResult(metadata={
-        "url": dg.MetadataValue.url(cluster.url + "/model"), "champion_version": str(config["champion"]),
+        "path": "direct", "url": dg.MetadataValue.url(cluster.url + "/model"),
+        "champion_version": str(config["champion"]),
         "challenger_version": str(config.get("challenger") or ""), "mode": config["mode"],
         "canary_share": float(config["canary_share"]), "ray_address": cluster.address,
         "metrics": dg.MetadataValue.url(f"http://127.0.0.1:{cluster.metrics_port}/metrics")
@@ -97,5 +115,6 @@ def batch_scores(context: dg.AssetExecutionContext, config: BatchScoringConfig, 
     return dg.MaterializeResult(metadata={
         "dagster/row_count": result.rows, "output": opens(objects.link(result.output_key)),
         "model_version": result.model_version, "decline_rate": round(result.decline_rate, 4),
+        "engine": result.engine, "batches": result.batches, "rows_per_batch": settings.batch_scoring_rows,
         "grades": dg.MetadataValue.md(md_table(result.grades)),
     })

@@ -202,6 +202,77 @@ def _sample_params(rng: np.random.Generator) -> dict[str, Any]:
     return {k: v[int(rng.integers(len(v)))] for k, v in SEARCH_SPACE.items()}
 
 
+#: the first trial of every search: a sensible default
+DEFAULT_CANDIDATE: dict[str, Any] = {"max_depth": 4, "eta": 0.05, "min_child_weight": 5, "subsample": 0.85,
+                                     "colsample_bytree": 0.8, "lambda": 1.0}
+
+
+def search_candidates(seed: int = SEED, trials: int = 6,
+                      candidates: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    """The parameter sets a search tries, in order: ``candidates`` when given, else the default followed by
+    ``trials - 1`` seeded samples of ``SEARCH_SPACE`` (the same list whichever engine trains them)."""
+    if candidates is not None:
+        return [dict(c) for c in candidates]
+    rng = np.random.default_rng(seed)
+    return [dict(DEFAULT_CANDIDATE)] + [_sample_params(rng) for _ in range(trials - 1)]
+
+
+def booster_params(params: dict[str, Any], seed: int, threads: int) -> dict[str, Any]:
+    """What ``xgboost.train`` gets for one candidate (recorded as the model's params)."""
+    return {**XGB_BASE, **params, "seed": seed, "nthread": threads}
+
+
+def xgboost_shell(train: pd.DataFrame, features: list[str], categorical: list[str]) -> TrainedModel:
+    """An XGBoost ``TrainedModel`` without its booster: the features and the training categories, so that
+    ``matrix`` types any frame (train, validation, a worker's shard) the same way."""
+    categories = {c: sorted(train[c].dropna().astype(str).unique().tolist()) for c in categorical}
+    return TrainedModel("xgboost", None, features, categorical, categories=categories)
+
+
+def xgboost_dmatrix(shell: TrainedModel, frame: pd.DataFrame, weight: np.ndarray | None = None) -> Any:
+    import xgboost as xgb
+
+    return xgb.DMatrix(shell.matrix(frame), label=frame[TARGET].to_numpy(), weight=weight, enable_categorical=True)
+
+
+@dataclass
+class Trial:
+    """One trained candidate of a search."""
+
+    params: dict[str, Any]  # the candidate (search space keys)
+    booster: Any  # xgboost Booster
+    full: dict[str, Any]  # what xgboost.train got
+    valid_auc: float  # on the whole validation split
+
+    def record(self) -> dict[str, Any]:
+        return {**self.params, "best_iteration": self.booster.best_iteration, "valid_auc": round(self.valid_auc, 5)}
+
+
+def valid_auc(booster: Any, shell: TrainedModel, valid: pd.DataFrame) -> float:
+    """AUC on the whole validation split at the booster's best iteration (the choice between trials)."""
+    from sklearn.metrics import roc_auc_score
+
+    raw = booster.inplace_predict(shell.matrix(valid), iteration_range=(0, booster.best_iteration + 1))
+    return float(roc_auc_score(valid[TARGET], raw))
+
+
+def best_of(shell: TrainedModel, trials: list[Trial], valid: pd.DataFrame, recorded: dict[str, Any],
+            started: float, extra: dict[str, Any] | None = None) -> TrainedModel:
+    """The search's result: the trial of best validation AUC (the first of equals), calibrated on
+    ``valid``, with every trial in ``search`` and ``extra`` (e.g. the engine) in its params."""
+    if not trials:
+        raise ValueError("no trial was trained")
+    best = trials[0]
+    for trial in trials[1:]:
+        if trial.valid_auc > best.valid_auc:
+            best = trial
+    shell.model = best.booster
+    shell.params = {**best.full, "best_iteration": best.booster.best_iteration, **recorded, **(extra or {})}
+    calibrate(shell, valid)
+    shell.search, shell.train_seconds = [t.record() for t in trials], time.perf_counter() - started
+    return shell
+
+
 def train_xgboost(train: pd.DataFrame, valid: pd.DataFrame, features: list[str], categorical: list[str],
                   seed: int = SEED, trials: int = 6, time_budget_s: float = 120.0,
                   num_boost_round: int = 2000, early_stopping_rounds: int = 50,
@@ -212,35 +283,21 @@ def train_xgboost(train: pd.DataFrame, valid: pd.DataFrame, features: list[str],
     Stops early when the time budget is spent; the best trial by validation AUC wins. ``candidates``
     replaces the search with the given parameter sets (e.g. to retrain a chosen configuration).
     ``sample_weight`` (see ``weighted_rows``) weighs the train rows; validation (early stopping, the
-    choice of trial, calibration) is never weighted.
+    choice of trial, calibration) is never weighted. In this process, trials one after another; on Ray
+    (data-parallel workers, trials side by side): ``distributed.train_xgboost_ray``.
     """
     import xgboost as xgb
-    from sklearn.metrics import roc_auc_score
 
     started = time.perf_counter()
     train, weight, recorded = weighted_rows(train, sample_weight)
-    categories = {c: sorted(train[c].dropna().astype(str).unique().tolist()) for c in categorical}
-    shell = TrainedModel("xgboost", None, features, categorical, categories=categories)
-    dtrain = xgb.DMatrix(shell.matrix(train), label=train[TARGET].to_numpy(), weight=weight, enable_categorical=True)
-    dvalid = xgb.DMatrix(shell.matrix(valid), label=valid[TARGET].to_numpy(), enable_categorical=True)
-    rng = np.random.default_rng(seed)
-    if candidates is None:
-        candidates = [{"max_depth": 4, "eta": 0.05, "min_child_weight": 5, "subsample": 0.85,
-                       "colsample_bytree": 0.8, "lambda": 1.0}] + [_sample_params(rng) for _ in range(trials - 1)]
-    best: tuple[float, xgb.Booster, dict[str, Any]] | None = None
-    search = []
-    for params in candidates:
-        if best is not None and time.perf_counter() - started > time_budget_s:
+    shell = xgboost_shell(train, features, categorical)
+    dtrain, dvalid = xgboost_dmatrix(shell, train, weight), xgboost_dmatrix(shell, valid)
+    done: list[Trial] = []
+    for params in search_candidates(seed, trials, candidates):
+        if done and time.perf_counter() - started > time_budget_s:
             break
-        full = {**XGB_BASE, **params, "seed": seed, "nthread": threads}
+        full = booster_params(params, seed, threads)
         booster = xgb.train(full, dtrain, num_boost_round=num_boost_round, evals=[(dvalid, "valid")],
                             early_stopping_rounds=early_stopping_rounds, verbose_eval=False)
-        auc = float(roc_auc_score(valid[TARGET], booster.predict(dvalid, iteration_range=(0, booster.best_iteration + 1))))
-        search.append({**params, "best_iteration": booster.best_iteration, "valid_auc": round(auc, 5)})
-        if best is None or auc > best[0]:
-            best = (auc, booster, full)
-    assert best is not None
-    shell.model, shell.params = best[1], {**best[2], "best_iteration": best[1].best_iteration, **recorded}
-    calibrate(shell, valid)
-    shell.search, shell.train_seconds = search, time.perf_counter() - started
-    return shell
+        done.append(Trial(params, booster, full, valid_auc(booster, shell, valid)))
+    return best_of(shell, done, valid, recorded, started, {"engine": "local"})

@@ -31,16 +31,13 @@ from hypothesis import settings as hsettings
 from creditrisk_assets.gold import online
 from creditrisk_assets.gold.build import run_dbt
 from creditrisk_assets.gold.dbt_profiles import PROJECT_DIR, write_profiles
-from creditrisk_assets.modeling import registry
-from creditrisk_assets.modeling.dataset import build_training_set
-from creditrisk_assets.modeling.train import train_xgboost
 from creditrisk_assets.resources import Lake, object_store_from_settings
 from creditrisk_assets.settings import Settings
 from serving import runtime
 from serving.batch import score_batch
 from serving.prediction_log import read_hour
 from serving.schemas import DecideParser
-from tests.helpers import build_gold
+from tests.helpers import gold_and_champion
 from tests.online_requests import Replay
 from tests.servers import Server
 from tests.unit.test_decide import OTHER_FIELDS, RAW_FIELD, hostile
@@ -71,21 +68,11 @@ def stack(tmp_path_factory: pytest.TempPathFactory, mlflow_server: Server, ray_c
                                   "CREDITRISK_SERVE_PORT": str(ray_cluster.serve_port), "CREDITRISK_SERVE_REPLICAS": "1",
                                   "CREDITRISK_PREDICTION_LOG_FLUSH_S": "0.5"})
     store = object_store_from_settings(settings)
-    build_gold(settings, store, hours=40)
-    with Lake(settings).connect_lake() as con:
-        ts = build_training_set(con)
-        gold = con.execute("SELECT * FROM lake.gold.applicant_features ORDER BY sk_id_curr").df()
-    client = registry.connect(settings.resolved_mlflow_uri, settings.mlflow_artifact_location)
-    model = train_xgboost(ts.part("train"), ts.part("valid"), ts.features, ts.categorical,
-                          candidates=[{"max_depth": 4, "eta": 0.1}])
-    logged = registry.log_model_run(client, model, example=ts.part("test"), metrics={"auc": 0.7}, params={},
-                                    tags={"lineage.lake_snapshot_id": "1"}, artifacts={}, register=True)
-    assert logged.version is not None
-    registry.set_champion(client, logged.version, "test", "2026-10-02T00:00:00")
+    gold, ts, version = gold_and_champion(settings, store, hours=40, max_depth=4)
     runtime.deploy(settings, ray_cluster.address)
     try:
         yield {"settings": settings, "store": store, "cluster": ray_cluster, "url": runtime.base_url(settings),
-               "gold": gold.set_index("sk_id_curr"), "version": logged.version, "replay": Replay(store),
+               "gold": gold.set_index("sk_id_curr"), "version": version, "replay": Replay(store),
                "features": ts.features}
     finally:
         runtime.shutdown_app(ray_cluster.address)

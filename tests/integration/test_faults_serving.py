@@ -13,7 +13,6 @@ unflushed rows included).
 from __future__ import annotations
 
 import datetime as dt
-import itertools
 import json
 import os
 import signal
@@ -21,23 +20,19 @@ import threading
 import time
 import urllib.error
 import urllib.request
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import pytest
 
-from creditrisk_assets.modeling import registry
-from creditrisk_assets.modeling.dataset import build_training_set
-from creditrisk_assets.modeling.train import train_xgboost
-from creditrisk_assets.resources import Lake, object_store_from_settings
+from creditrisk_assets.resources import object_store_from_settings
 from creditrisk_assets.settings import Settings
 from serving import runtime
 from serving.app import APP_NAME
 from serving.prediction_log import read_hour
-from tests.helpers import build_gold
+from tests.helpers import gold_and_champion
+from tests.load import Load, application, poll
 from tests.servers import Server
 
 pytestmark = pytest.mark.integration
@@ -54,94 +49,13 @@ def stack(tmp_path_factory: pytest.TempPathFactory, mlflow_server: Server, ray_c
                                   "CREDITRISK_SERVE_PORT": str(ray_cluster.serve_port), "CREDITRISK_SERVE_REPLICAS": "2",
                                   "CREDITRISK_PREDICTION_LOG_FLUSH_S": "0.5"})
     store = object_store_from_settings(settings)
-    build_gold(settings, store, hours=24)
-    with Lake(settings).connect_lake() as con:
-        ts = build_training_set(con)
-        gold = con.execute("SELECT * FROM lake.gold.applicant_features ORDER BY sk_id_curr LIMIT 50").df()
-    client = registry.connect(settings.resolved_mlflow_uri, settings.mlflow_artifact_location)
-    model = train_xgboost(ts.part("train"), ts.part("valid"), ts.features, ts.categorical,
-                          candidates=[{"max_depth": 3, "eta": 0.1}])
-    logged = registry.log_model_run(client, model, example=ts.part("test"), metrics={"auc": 0.7}, params={},
-                                    tags={"lineage.lake_snapshot_id": "1"}, artifacts={}, register=True)
-    assert logged.version is not None
-    registry.set_champion(client, logged.version, "test", "2026-10-02T00:00:00")
+    gold, _, version = gold_and_champion(settings, store, hours=24, gold_rows=50)
     runtime.deploy(settings, ray_cluster.address)
     try:
         yield {"settings": settings, "cluster": ray_cluster, "url": runtime.base_url(settings), "gold": gold,
-               "store": store, "version": logged.version}
+               "store": store, "version": version}
     finally:
         runtime.shutdown_app(ray_cluster.address)  # no-op when the test already shut it down
-
-
-def application(gold: pd.DataFrame, i: int) -> dict[str, Any]:
-    """One application's features as a client sends them (JSON types, nulls dropped)."""
-    out = {}
-    for k, v in gold.drop(columns=["decision_time"]).iloc[i].to_dict().items():
-        if v is None or (isinstance(v, float) and np.isnan(v)):
-            continue
-        out[k] = int(v) if isinstance(v, np.integer) else (float(v) if isinstance(v, np.floating) else v)
-    return out
-
-
-def predict(url: str, body: dict[str, Any], request_id: str) -> tuple[int, str]:
-    """One POST, no retry; (status, problem). A connection error is status -1."""
-    req = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
-                                 headers={"content-type": "application/json", "x-request-id": request_id})
-    try:
-        with urllib.request.urlopen(req, timeout=30) as r:  # noqa: S310 - loopback only
-            status, payload = r.status, json.loads(r.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read()[:200].decode(errors="replace")
-    except Exception as exc:  # noqa: BLE001 - a dropped or refused connection is a failed request
-        return -1, repr(exc)[:200]
-    if payload.get("request_id") != request_id or not 0.0 < payload.get("pd", -1) < 1.0:
-        return -2, f"unexpected answer {str(payload)[:200]}"
-    return status, ""
-
-
-class Load:
-    """Client threads sending predictions until stopped (or ``total`` requests): (request id, status,
-    problem, sent at) per request."""
-
-    def __init__(self, url: str, bodies: list[dict[str, Any]], threads: int = 4, total: int | None = None) -> None:
-        self.url, self.bodies, self.total = url, bodies, total
-        self.results: list[tuple[str, int, str, float]] = []
-        self.stop = threading.Event()
-        self._count = itertools.count()
-        self._threads = [threading.Thread(target=self._run, daemon=True) for _ in range(threads)]
-
-    def _run(self) -> None:
-        while not self.stop.is_set():
-            n = next(self._count)
-            if self.total is not None and n >= self.total:
-                return
-            rid = f"fault-{uuid.uuid4().hex}"
-            sent = time.monotonic()
-            status, problem = predict(self.url, self.bodies[n % len(self.bodies)], rid)
-            self.results.append((rid, status, problem, sent))
-
-    def __enter__(self) -> Load:
-        for t in self._threads:
-            t.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop.set()
-        for t in self._threads:
-            t.join(timeout=60)
-
-    def failures(self) -> list[tuple[str, int, str, float]]:
-        return [r for r in self.results if r[1] != 200]
-
-
-def poll(condition: Callable[[], bool], timeout_s: float, what: str, every_s: float = 0.1) -> float:
-    """Wait until ``condition()``; returns the seconds it took, fails the test after ``timeout_s``."""
-    started = time.monotonic()
-    while not condition():
-        if time.monotonic() - started > timeout_s:
-            raise AssertionError(f"{what} not within {timeout_s:.0f} s")
-        time.sleep(every_s)
-    return time.monotonic() - started
 
 
 def replica_names() -> set[str]:
@@ -188,7 +102,7 @@ def test_replica_killed_under_load_loses_no_answer_and_recovers(stack: dict[str,
     poller = threading.Thread(target=poll_health, daemon=True)
     poller.start()
     try:
-        with Load(url + "/predict", bodies) as load:
+        with Load(url + "/predict", bodies, prefix="fault") as load:
             poll(lambda: len(load.results) >= 200, 60, "200 requests answered before the kill")
             victim = sorted(before)[0]
             pid = ray.get(ray.get_actor(victim, namespace="serve").__ray_call__.remote(
@@ -207,11 +121,11 @@ def test_replica_killed_under_load_loses_no_answer_and_recovers(stack: dict[str,
     during = load.results
     failed = load.failures()
     share = len(failed) / len(during)
-    first_failure = min((r[3] for r in failed), default=None)
+    first_failure = min((r.sent for r in failed), default=None)
     print(f"\nreplica kill: {len(failed)} of {len(during)} requests failed ({share:.3%}); replaced in "
           f"{replaced_s:.1f} s; first failure {None if first_failure is None else round(first_failure - killed_at, 2)} s "
           f"after the kill; health polls {len(health)} (cut by the kill: "
-          f"{sum(1 for h in health if h[1] != 200)}); failures: {[r[1:3] for r in failed[:5]]}")
+          f"{sum(1 for h in health if h[1] != 200)}); failures: {[(r.status, r.problem) for r in failed[:5]]}")
     assert len(replica_names() - before) == 1
     assert share <= MAX_FAILED_SHARE, (len(failed), len(during), failed[:5])
     polls_through = [h for h in health if killed_at <= h[0] <= recovered_at]
@@ -227,7 +141,7 @@ def test_replica_killed_under_load_loses_no_answer_and_recovers(stack: dict[str,
     assert all(h[1] in (-1, 500) and killed_at - 10 <= h[0] <= killed_at + CUT_WINDOW_S for h in cut), \
         [(round(h[0] - killed_at, 3), h[1], h[2]) for h in cut]
 
-    with Load(url + "/predict", bodies, total=400) as burst:  # after recovery: nothing may fail
+    with Load(url + "/predict", bodies, total=400, prefix="fault") as burst:  # after recovery: nothing may fail
         poll(lambda: len(burst.results) >= 400, 120, "the second burst")
     assert len(burst.results) == 400 and not burst.failures(), burst.failures()[:5]
 
@@ -238,8 +152,8 @@ def test_replica_killed_under_load_loses_no_answer_and_recovers(stack: dict[str,
     hours = sorted({dt.datetime.strptime(k.split("dt=")[1][:10] + k.split("hh=")[1][:2], "%Y-%m-%d%H") for k in keys})
     logged = pd.concat([read_hour(store, h) for h in hours], ignore_index=True)
     counts = logged["request_id"].value_counts()
-    sent = {r[0] for r in during + burst.results}
-    answered = {r[0] for r in during + burst.results if r[1] == 200}
+    sent = {r.request_id for r in during + burst.results}
+    answered = {r.request_id for r in during + burst.results if r.status == 200}
     missing = answered - set(counts.index)
     assert not missing, f"{len(missing)} answered requests not in the prediction log, e.g. {sorted(missing)[:3]}"
     assert set(counts.index) <= sent  # nothing logged that was not sent

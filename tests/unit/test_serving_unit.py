@@ -7,6 +7,7 @@ import dataclasses
 import datetime as dt
 import json
 import os
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -412,3 +413,20 @@ def test_the_deployers_cluster_address_is_not_part_of_the_app() -> None:
     local, named = Settings(), Settings(ray_address="10.0.0.7:6379")
     assert settings_args(local) == settings_args(named)
     assert "CREDITRISK_RAY_ADDRESS" not in settings_args(named) and "CREDITRISK_HOME" in settings_args(named)
+
+
+def test_deploys_carry_rays_token_only_when_token_authentication_is_on(monkeypatch: pytest.MonkeyPatch,
+                                                                        tmp_path: Path) -> None:
+    from serving import runtime
+
+    monkeypatch.delenv("RAY_AUTH_MODE", raising=False)
+    monkeypatch.delenv("RAY_AUTH_TOKEN", raising=False)
+    assert runtime._auth_headers() == {}  # the local clusters' mode: disabled
+    monkeypatch.setenv("RAY_AUTH_MODE", "token")
+    monkeypatch.setenv("RAY_AUTH_TOKEN_PATH", str(tmp_path / "token"))
+    with pytest.raises(runtime.ServingError, match="RAY_AUTH_TOKEN or RAY_AUTH_TOKEN_PATH"):
+        runtime._auth_headers()
+    (tmp_path / "token").write_text("from-file\n")
+    assert runtime._auth_headers() == {"authorization": "Bearer from-file"}
+    monkeypatch.setenv("RAY_AUTH_TOKEN", "from-env")  # Ray's precedence: the variable before the file
+    assert runtime._auth_headers() == {"authorization": "Bearer from-env"}
