@@ -11,6 +11,7 @@ from pathlib import Path
 
 import yaml  # type: ignore[import-untyped]  # types-PyYAML is not in the dev dependencies
 
+from ..layout import DUCKDB_SPILL_DIR
 from ..resources import LAKE_ALIAS, Lake, extension_path
 from ..settings import Settings
 
@@ -32,7 +33,9 @@ def profile_dict(settings: Settings) -> dict:
         "path": str(lake.dir / "dbt.duckdb"),
         "threads": settings.workers,
         "config_options": {"extension_directory": str(home / "duckdb_extensions"),
-                           "autoinstall_known_extensions": False, "autoload_known_extensions": False},
+                           "autoinstall_known_extensions": False, "autoload_known_extensions": False,
+                           **({"memory_limit": settings.duckdb_memory_limit,
+                               "temp_directory": str(home / DUCKDB_SPILL_DIR)} if settings.duckdb_memory_limit else {})},
         "extensions": extensions,
         "attach": [{"path": f"ducklake:{catalog}", "alias": LAKE_ALIAS,
                     "options": {"data_path": lake.data_path, "data_inlining_row_limit": 0}}],
