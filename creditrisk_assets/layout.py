@@ -25,8 +25,6 @@ def parse_partition_key(key: str) -> dt.datetime:
 LANDING_PREFIX = "landing/"
 BRONZE_PREFIX = "bronze/"
 LAKE_DATA_PREFIX = "lake/"  # DuckLake's DATA_PATH inside the object store
-#: under the data home: where DuckDB connections past ``CREDITRISK_DUCKDB_MEMORY_LIMIT`` spill (and dbt's)
-DUCKDB_SPILL_DIR = "duckdb_tmp"
 
 
 def landing_table_prefix(table: str) -> str:

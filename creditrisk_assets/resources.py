@@ -8,7 +8,6 @@ Dagster gets them through the typed resources of ``dagster_resources.py`` (``Obj
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import datetime as dt
 import functools
 import os
@@ -26,7 +25,7 @@ from typing import TypeVar
 
 import duckdb
 
-from .layout import DUCKDB_SPILL_DIR, LAKE_DATA_PREFIX
+from .layout import LAKE_DATA_PREFIX
 from .settings import Settings
 
 DUCKDB_VERSION = duckdb.__version__
@@ -408,16 +407,12 @@ class LakeConfig:
     data_path: str  # `<store root>/lake/` or `s3://<bucket>/lake/`
     extension_dir: Path
     s3: S3Access | None = None
-    memory_limit: str = ""  # per connection (``CREDITRISK_DUCKDB_MEMORY_LIMIT``); empty: DuckDB's default
-    spill_dir: Path | None = None  # where a connection past its memory limit spills
 
     @classmethod
     def of(cls, settings: Settings) -> LakeConfig:
         s3 = S3Access.of(settings) if settings.object_store == "s3" else None
-        config = cls.on(settings.resolved_lake_dir, settings.resolved_lake_catalog,
-                        settings.resolved_store_root, settings.home.resolve() / "duckdb_extensions", s3)
-        return dataclasses.replace(config, memory_limit=settings.duckdb_memory_limit,
-                                   spill_dir=settings.home.resolve() / DUCKDB_SPILL_DIR)
+        return cls.on(settings.resolved_lake_dir, settings.resolved_lake_catalog,
+                      settings.resolved_store_root, settings.home.resolve() / "duckdb_extensions", s3)
 
     @classmethod
     def on(cls, directory: Path, catalog: str, store_root: Path, extension_dir: Path,
@@ -559,11 +554,6 @@ class Lake:
         }
         if threads:
             config["threads"] = threads
-        if self.config.memory_limit:  # bounded: past it, sorts, joins and temp tables spill to disk
-            config["memory_limit"] = self.config.memory_limit
-            if self.config.spill_dir is not None:
-                self.config.spill_dir.mkdir(parents=True, exist_ok=True)
-                config["temp_directory"] = str(self.config.spill_dir)
         con = duckdb.connect(str(database), config=config)
         if self.config.s3 is not None:
             self._enable_s3(con, self.config.s3)

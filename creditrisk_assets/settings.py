@@ -91,7 +91,6 @@ class Settings:
     retire_keep_champions: int = field(default=0, metadata={"doc": "after a champion move, retire (alias removed, tag `retired`) every version older than the last K champions (0: never; at least 2, so rollback keeps a target)"})
     retire_artifacts: str = field(default="keep", metadata={"doc": "what retiring a version does with its model artefact: `keep`, or `delete` the model files (its run, metrics, model card and plots stay: what it decided can still be explained)"})
     train_trials: int = field(default=6, metadata={"doc": "XGBoost hyper-parameter trials"})
-    duckdb_memory_limit: str = field(default="", metadata={"doc": "most memory one DuckDB connection of the lake (silver, batch scoring, dbt) may hold, e.g. `2GB`; beyond it DuckDB spills to `<home>/duckdb_tmp` (empty: DuckDB's default, 80 % of RAM, and nothing spills)"})
     parallelism: int = field(default=0, metadata={"doc": "threads of one step: XGBoost's, dbt's, bronze's parallel hours, the local Ray head's CPUs (at least the Serve replicas); 0: the machine's cores"})
     train_time_budget_s: int = field(default=120, metadata={"doc": "XGBoost search time budget (seconds)"})
     train_engine: Literal["auto", "local", "ray"] = field(default="auto", metadata={"doc": "XGBoost training: `local` (this process, trials one after another), `ray` (Ray Train data-parallel workers, trials in parallel on the Ray cluster), `auto`: `ray` when the training set has at least `CREDITRISK_TRAIN_RAY_MIN_ROWS` rows"})
@@ -236,10 +235,6 @@ class Settings:
             raise SettingsError(f"CREDITRISK_SERVE_CANARY_SHARE={self.serve_canary_share}: expected a share in [0, 1]")
         if self.serve_reason_codes not in ("declined", "all"):
             raise SettingsError(f"CREDITRISK_SERVE_REASON_CODES={self.serve_reason_codes!r}: expected declined or all")
-        if self.duckdb_memory_limit and not re.fullmatch(r"\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)",
-                                                          self.duckdb_memory_limit, re.IGNORECASE):
-            raise SettingsError(f"CREDITRISK_DUCKDB_MEMORY_LIMIT={self.duckdb_memory_limit!r}: expected an amount like "
-                                "2GB or 512MB")
         if self.parallelism < 0:
             raise SettingsError(f"CREDITRISK_PARALLELISM={self.parallelism}: expected 0 (the machine's cores) or more")
         if self.batch_scoring_rows < 1:

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import yaml  # type: ignore[import-untyped]  # types-PyYAML is not in the dev dependencies
 
-from ..layout import DUCKDB_SPILL_DIR
 from ..resources import LAKE_ALIAS, Lake, extension_path
 from ..settings import Settings
 
@@ -33,9 +32,7 @@ def profile_dict(settings: Settings) -> dict:
         "path": str(lake.dir / "dbt.duckdb"),
         "threads": settings.workers,
         "config_options": {"extension_directory": str(home / "duckdb_extensions"),
-                           "autoinstall_known_extensions": False, "autoload_known_extensions": False,
-                           **({"memory_limit": settings.duckdb_memory_limit,
-                               "temp_directory": str(home / DUCKDB_SPILL_DIR)} if settings.duckdb_memory_limit else {})},
+                           "autoinstall_known_extensions": False, "autoload_known_extensions": False},
         "extensions": extensions,
         "attach": [{"path": f"ducklake:{catalog}", "alias": LAKE_ALIAS,
                     "options": {"data_path": lake.data_path, "data_inlining_row_limit": 0}}],

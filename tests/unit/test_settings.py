@@ -411,21 +411,3 @@ def test_parallelism_defaults_to_the_cores_this_process_may_use() -> None:
     assert Settings.from_env({"CREDITRISK_PARALLELISM": "3"}).workers == 3
     with pytest.raises(SettingsError, match="CREDITRISK_PARALLELISM=-1"):
         Settings.from_env({"CREDITRISK_PARALLELISM": "-1"})
-
-
-def test_duckdb_memory_limit_bounds_every_lake_connection_and_dbt(tmp_path: Path) -> None:
-    from creditrisk_assets.gold.dbt_profiles import profile_dict
-    from creditrisk_assets.resources import Lake
-
-    with pytest.raises(SettingsError, match="CREDITRISK_DUCKDB_MEMORY_LIMIT='lots': expected an amount like 2GB"):
-        Settings.from_env({"CREDITRISK_DUCKDB_MEMORY_LIMIT": "lots"})
-    unbounded = Settings(home=tmp_path / "a")
-    con = Lake(unbounded).connect()
-    assert con.execute("SELECT current_setting('temp_directory')").fetchone() != (str(tmp_path / "a" / "duckdb_tmp"),)
-    assert "memory_limit" not in profile_dict(unbounded)["creditrisk"]["outputs"]["creditrisk"]["config_options"]
-    bounded = Settings.from_env({"CREDITRISK_HOME": str(tmp_path / "b"), "CREDITRISK_DUCKDB_MEMORY_LIMIT": "512MB"})
-    con = Lake(bounded).connect()
-    limit, spill = con.execute("SELECT current_setting('memory_limit'), current_setting('temp_directory')").fetchone()
-    assert limit == "488.2 MiB" and spill == str((tmp_path / "b" / "duckdb_tmp").resolve())  # 512 MB in MiB
-    options = profile_dict(bounded)["creditrisk"]["outputs"]["creditrisk"]["config_options"]
-    assert options["memory_limit"] == "512MB" and options["temp_directory"] == spill
