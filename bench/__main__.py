@@ -6,7 +6,7 @@ import importlib
 import sys
 
 BENCHES = ["startup", "ingest", "validate", "features", "train", "realdata", "shift_policy", "drift", "serving",
-           "online"]
+           "online", "backfill", "costcurve"]
 
 
 def main(argv: list[str]) -> int:

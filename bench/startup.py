@@ -6,8 +6,12 @@
    ``dagster asset materialize`` against the same work in process (``execute_in_process`` in a
    warm interpreter), on the same simulated data; prints the ratio and where the CLI's time goes
    (process start + code-location load, each step's own time, Dagster's per-step overhead).
+3. One landed hour → gold through the daemon (``--daemon-hours N``): ``dagster-daemon run`` on the project's
+   workspace, the landing sensor polling every ``CREDITRISK_SENSOR_INTERVAL_S`` (5 s here); the hour's files
+   are copied into the landing folder and the clock stops at gold's materialisation of that partition. Split
+   into: until the sensor's run exists (polling), until it starts (queue + launch), the run itself.
 
-    .venv/bin/python -m bench.startup [--repeat 5] [--rows-per-hour 300]
+    .venv/bin/python -m bench.startup [--repeat 5] [--rows-per-hour 300] [--daemon-hours 3]
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -103,20 +108,127 @@ def hour_to_gold(env: dict[str, str], rows_per_hour: int) -> dict[str, float]:
             "n_steps": len(steps_cli)}
 
 
+GOLD_KEY = ("gold", "applicant_features")
+SENSOR_INTERVAL_S = 5
+
+
+def hours_through_daemon(work: Path, rows_per_hour: int, n_hours: int, timeout_s: float = 600.0
+                         ) -> list[dict[str, float]]:
+    """Land ``n_hours`` hours one after another under a running ``dagster-daemon``; per hour, the seconds from
+    landing to gold's materialisation of its partition, and where they went."""
+    import dagster as dg
+
+    from creditrisk_assets.definitions import build_definitions
+    from creditrisk_assets.demo import DAGSTER_YAML, run_ingest
+    from creditrisk_assets.layout import LANDING_PREFIX, parse_landing_key
+    from creditrisk_assets.resources import FolderStore, object_store_from_settings
+    from creditrisk_assets.settings import Settings
+    from creditrisk_assets.simulate import SimulationConfig, simulate
+
+    home = (work / "daemon-home").resolve()
+    dagster_home = home / "dagster_home"
+    dagster_home.mkdir(parents=True, exist_ok=True)
+    (dagster_home / "dagster.yaml").write_text(DAGSTER_YAML)
+    env = {**os.environ, "CREDITRISK_HOME": str(home), "DAGSTER_HOME": str(dagster_home),
+           "CREDITRISK_SENSOR_INTERVAL_S": str(SENSOR_INTERVAL_S)}
+    settings = Settings.from_env(env)
+    staging, landing = FolderStore(work / "daemon-staging"), object_store_from_settings(settings)
+    start = dt.datetime(2026, 10, 1)
+    simulate(SimulationConfig(start=start.strftime("%Y-%m-%dT%H:%M"), hours=n_hours + 1,
+                              rows_per_hour=rows_per_hour, seed=12, run_name="daemon"), staging)
+    by_hour: dict[dt.datetime, list[str]] = {}
+    for obj in staging.list(LANDING_PREFIX):
+        parsed = parse_landing_key(obj.key)
+        if parsed:
+            by_hour.setdefault(parsed[1], []).append(obj.key)
+    hours = sorted(by_hour)
+
+    def land(hour: dt.datetime) -> None:
+        for key in by_hour[hour]:
+            landing.put_bytes(key, staging.get_bytes(key))
+
+    instance = dg.DagsterInstance.from_config(str(dagster_home))
+    land(hours[0])  # warm: the lake's tables exist and dbt's partial parse is saved, as on a running deployment
+    first = hours[0].strftime("%Y-%m-%d-%H:%M")
+    assert run_ingest(build_definitions(settings), first, first, instance).success
+
+    log_path = work / "daemon.log"
+    root = Path(__file__).resolve().parent.parent
+    with open(log_path, "wb") as fh:
+        daemon = subprocess.Popen([str(BIN / "dagster-daemon"), "run", "-w", str(root / "workspace.yaml")],
+                                  cwd=root, env=env, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True)
+    results = []
+    try:
+        _wait_for(lambda: "landing_sensor" in log_path.read_text(errors="replace"), timeout_s, daemon, log_path)
+        for hour in hours[1:]:
+            partition = hour.strftime("%Y-%m-%d-%H:%M")
+            time.sleep(SENSOR_INTERVAL_S)  # land between two ticks, not just after one
+            t0 = time.time()
+            land(hour)
+            record = _wait_for(lambda p=partition: _gold_materialisation(instance, p), timeout_s, daemon, log_path)
+            runs = instance.get_run_records(dg.RunsFilter(tags={"dagster/partition": partition}), limit=1)
+            run = runs[0]
+            stats = instance.get_run_stats(run.dagster_run.run_id)
+            created, started = run.create_timestamp.timestamp(), stats.start_time or 0.0
+            results.append({"total": record.timestamp - t0, "until_run": created - t0,
+                            "until_start": started - created, "run_to_gold": record.timestamp - started,
+                            "steps": sum(_step_seconds(instance, run.dagster_run.run_id).values()),
+                            # runs the automation conditions launched meanwhile (profile, prediction log, drift)
+                            "others": sum(1 for r in instance.get_run_records(
+                                dg.RunsFilter(created_after=dt.datetime.fromtimestamp(t0 - 60, dt.UTC)))
+                                if r.dagster_run.run_id != run.dagster_run.run_id
+                                and (r.end_time or time.time()) > t0 and r.create_timestamp.timestamp() < record.timestamp)})
+    finally:
+        os.killpg(daemon.pid, signal.SIGTERM)
+        try:
+            daemon.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(daemon.pid, signal.SIGKILL)
+            daemon.wait()
+    return results
+
+
+def _gold_materialisation(instance, partition: str):  # noqa: ANN001, ANN202 - DagsterInstance, EventLogRecord
+    import dagster as dg
+
+    found = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey(list(GOLD_KEY)), asset_partitions=[partition]), limit=1)
+    return found.records[0] if found.records else None
+
+
+def _wait_for(probe, timeout_s: float, daemon: subprocess.Popen, log_path: Path):  # noqa: ANN001, ANN202
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if daemon.poll() is not None:
+            raise SystemExit(f"dagster-daemon exited with {daemon.returncode}: see {log_path}")
+        found = probe()
+        if found:
+            return found
+        time.sleep(0.25)
+    raise SystemExit(f"nothing after {timeout_s:.0f} s: see {log_path}")
+
+
 def _step_seconds(instance, run_id: str) -> dict[str, float]:  # noqa: ANN001 - a DagsterInstance
-    return {s.step_key: (s.end_time or 0) - (s.start_time or 0) for s in instance.get_run_step_stats(run_id)}
+    return {s.step_key: s.end_time - s.start_time for s in instance.get_run_step_stats(run_id)
+            if s.end_time and s.start_time}  # a step still running (gold's checks) has no end yet
 
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="bench/startup.py")
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--rows-per-hour", type=int, default=300)
+    ap.add_argument("--daemon-hours", type=int, default=3, help="hours landed one by one under the daemon (0: skip)")
+    ap.add_argument("--only-daemon", action="store_true", help="only the daemon measurement")
     args = ap.parse_args(argv)
     work = scratch("startup")
     home = (work / "home").resolve()
     env = {**os.environ, "CREDITRISK_HOME": str(home), "DAGSTER_HOME": str(home / "dagster_home")}
     os.environ["DAGSTER_HOME"] = env["DAGSTER_HOME"]  # the in-process runs use the CLI's instance
 
+    if args.daemon_hours:
+        daemon_report(work, args.rows_per_hour, args.daemon_hours)
+    if args.only_daemon:
+        return
     floor, defs = load_ratio(env, args.repeat)
     print(f"  `{FLOOR}`: {floor:.2f} s   Definitions: {defs:.2f} s   ratio {defs / floor:.2f}x "
           f"(goal <= 1.5x; median of {args.repeat}, fresh interpreters)")
@@ -132,6 +244,18 @@ def main(argv: list[str] | None = None) -> None:
           f"{t['cli'] - t['run']:.1f} s; the run {t['run']:.1f} s, of which {t['n_steps']:.0f} steps' own work "
           f"{t['steps_cli']:.1f} s and per-step process start + load {t['run'] - t['steps_cli']:.1f} s "
           f"(the default multiprocess executor starts one interpreter per step)")
+
+
+def daemon_report(work: Path, rows_per_hour: int, n_hours: int) -> None:
+    rows = hours_through_daemon(work, rows_per_hour, n_hours)
+    print(f"  one landed hour -> gold through dagster-daemon ({rows_per_hour} applications + activity, "
+          f"landing sensor every {SENSOR_INTERVAL_S} s), per hour:")
+    print(f"    {'landed -> gold':>15} {'-> run exists':>14} {'-> run starts':>14} {'run -> gold':>12} "
+          f"{'steps done':>11} {'runs beside':>12}")
+    for r in rows:
+        print(f"    {r['total']:14.1f}s {r['until_run']:13.1f}s {r['until_start']:13.1f}s {r['run_to_gold']:11.1f}s "
+              f"{r['steps']:10.1f}s {r['others']:12.0f}")
+    print(f"    median landed -> gold {statistics.median(r['total'] for r in rows):.1f} s")
 
 
 if __name__ == "__main__":
