@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import copy
 import json
+import secrets
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -37,7 +38,8 @@ from serving.config import APP_NAME, DEPLOYMENT_NAME, config_hash, settings_args
 from serving.runtime import ServingError
 from tests.unit import test_infra as infra
 
-TOKEN = "stand-in-token"
+#: the stand-in API server's bearer token, made per run (a literal would be a secret in the repo's scan)
+TOKEN = secrets.token_hex(16)
 CONFIG = {"champion": "3", "challenger": "4", "mode": "shadow", "canary_share": 0.1}
 MOVED = {"champion": "4", "challenger": None, "mode": "shadow", "canary_share": 0.1}
 
