@@ -6,7 +6,10 @@ size asked for), then each step runs in a **fresh interpreter** (``python -m ben
 through the project's own functions, on the whole window:
 
 * ingest: landing → bronze, ``ingest_partitions`` for every table (what ``bronze_ingest`` runs);
-* silver: bronze → silver, ``run_silver`` for every table (what ``silver_tables`` runs);
+* silver: bronze → silver, ``run_silver`` for every table (what ``silver_tables`` runs), in chronological chunks
+  of ``CREDITRISK_SILVER_CHUNK_MB`` (the default, 64 MB of bronze);
+* silver_one_pass, the baseline in the same run: the same again (a rerun of the same hours) with
+  ``CREDITRISK_SILVER_CHUNK_MB=0``, the whole window typed and validated at once (what silver did before chunks);
 * gold: ``dbt build`` of the window at the latest silver snapshot (``run_dbt``, what ``gold_dbt`` runs; dbt is
   a process of its own, its peak counted: ``wait4`` reports the largest RSS of the step's process tree).
 
@@ -34,7 +37,9 @@ from typing import Any
 SCRATCH = Path("/tmp/creditrisk-bench")
 START = dt.datetime(2026, 10, 1)
 ACTIVITY_PER_APPLICATION = 124  # the simulator's default world (bench/features.py: 12.4M rows for 100k)
-STEPS = ["ingest", "silver", "gold"]
+STEPS = ["ingest", "silver", "silver_one_pass", "gold"]
+# the baseline beside silver: the same run_silver with chunking off (the whole window typed and validated at once)
+STEP_ENV = {"silver_one_pass": {"CREDITRISK_SILVER_CHUNK_MB": "0"}}
 ACTIVITY = ("bureau", "bureau_balance", "previous_application", "installments_payments", "credit_card_balance",
             "pos_cash_balance")
 
@@ -58,7 +63,8 @@ def run_step(step: str, home: Path, hours: int, per_hour: int, seed: int) -> dic
     from creditrisk_assets.resources import Lake, object_store_from_settings
     from creditrisk_assets.settings import Settings
 
-    settings = Settings.from_env({"CREDITRISK_HOME": str(home), "CREDITRISK_LOG_LEVEL": "WARNING"})
+    settings = Settings.from_env({"CREDITRISK_HOME": str(home), "CREDITRISK_LOG_LEVEL": "WARNING",
+                                  **STEP_ENV.get(step, {})})
     store, lake = object_store_from_settings(settings), Lake(settings)
     window = [START + dt.timedelta(hours=h) for h in range(hours)]
     out: dict[str, Any] = {}
@@ -77,7 +83,7 @@ def run_step(step: str, home: Path, hours: int, per_hour: int, seed: int) -> dic
         rows = {t: sum(r.rows for r in ingest_partitions(store, lake, t, window, run_id="costcurve", preview_rows=0,
                                                          workers=settings.workers)) for t in TABLES}
         out = {"seconds": time.perf_counter() - t0, "rows": rows}
-    elif step == "silver":
+    elif step in ("silver", "silver_one_pass"):
         from creditrisk_assets.contracts import TABLES
         from creditrisk_assets.quality.runner import run_silver
 
@@ -165,7 +171,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             for step in STEPS:
                 r = child(step, home, hours, per_hour, args.seed)
                 points[step].append((rows, r))
-                print(f"    {step:<7} {r['seconds']:8.2f} s own  {r['wall']:8.2f} s wall  "
+                print(f"    {step:<15} {r['seconds']:8.2f} s own  {r['wall']:8.2f} s wall  "
                       f"peak RSS {r['rss'] / 2**20:8.0f} MiB   load {load()}", flush=True)
         finally:
             if not args.keep:
@@ -177,7 +183,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     for step, p in points.items():
         for (n1, r1), (n2, r2) in zip(p, p[1:], strict=False):
             ts, ws, ms = (slope((n1, r1[k]), (n2, r2[k])) for k in ("seconds", "wall", "rss"))
-            print(f"    {step:<7} {n1 / 1e6:6.2f}M -> {n2 / 1e6:6.2f}M rows: time {ts:5.2f} (wall {ws:5.2f}), "
+            print(f"    {step:<15} {n1 / 1e6:6.2f}M -> {n2 / 1e6:6.2f}M rows: time {ts:5.2f} (wall {ws:5.2f}), "
                   f"memory {ms:5.2f} ({r1['rss'] / 2**20:,.0f} -> {r2['rss'] / 2**20:,.0f} MiB)")
             out[f"{step}_{n2}_time_slope"], out[f"{step}_{n2}_memory_slope"] = ts, ms
     return out

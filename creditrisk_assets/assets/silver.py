@@ -52,6 +52,7 @@ def silver_metadata(run: SilverRun) -> dict[str, dg.MetadataValue | dg.TableSche
         "schema_changes": dg.MetadataValue.int(len(r.schema_events)),
         "schema_events": dg.MetadataValue.md(md_table(events, max_rows=50)),
         "lake_snapshot_id": dg.MetadataValue.int(r.snapshot_id or 0),
+        "chunks": dg.MetadataValue.int(r.chunks),
         "dagster/column_schema": _schema(r.table),
         "dagster/row_count": dg.MetadataValue.int(acc.silver_rows),
     }

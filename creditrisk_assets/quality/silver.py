@@ -63,6 +63,7 @@ class SilverResult:
     quarantine_by_rule: dict[str, int] = field(default_factory=dict)
     schema_events: list[SchemaEvent] = field(default_factory=list)
     snapshot_id: int | None = None
+    chunks: int = 1  # chronological chunks of hours the run was cut into (quality.runner.run_silver)
 
 
 def q(name: str) -> str:
@@ -265,14 +266,22 @@ def schema_events_for_file(table: Table, columns: list[str], policy: Policy, par
 # ----------------------------------------------------------------------------- transform
 
 def build_silver(con: duckdb.DuckDBPyConnection, table: Table, bronze_uris: list[str], partitions: list[str],
-                 policy: Policy, pii_key: str, run_id: str, check_earlier_partitions: bool = True) -> SilverResult:
-    """Fill temp tables ``silver_out``, ``quarantine_out`` and ``events_out`` for ``partitions``."""
+                 policy: Policy, pii_key: str, run_id: str, check_earlier_partitions: bool = True,
+                 run_partitions: list[str] | None = None, carry_keys: bool = False) -> SilverResult:
+    """Fill temp tables ``silver_out``, ``quarantine_out`` and ``events_out`` for ``partitions``.
+
+    A run over many hours calls this once per chronological chunk of them (``run_partitions``: every partition
+    of the run, which the check against earlier silver partitions leaves out; ``carry_keys``: the first
+    occurrence of every key of the earlier chunks, kept in the narrow temp table ``dedup_seen``, ranks before
+    this chunk's rows). The outcome is the same as one call over the whole run, row for row and reason for reason.
+    """
     if policy not in POLICIES:
         raise ValueError(f"unknown schema policy {policy!r}; expected one of {POLICIES}")
     schemas = _check_file_schemas(con, table, bronze_uris, policy)
     _register_file_rejects(con, schemas.rejects)
     _type_and_validate(con, table, policy, _raw_rows_sql(table, bronze_uris, schemas.columns))
-    _flag_duplicates(con, table, partitions, check_earlier_partitions)
+    _flag_duplicates(con, table, partitions if run_partitions is None else run_partitions, check_earlier_partitions,
+                     carry_keys)
     _combine_violations(con)
     _fill_outputs(con, table, pii_key, run_id)
     events = schemas.events + _coercion_events(con, policy)
@@ -360,24 +369,35 @@ def _type_and_validate(con: duckdb.DuckDBPyConnection, table: Table, policy: Pol
     )
 
 
-def _flag_duplicates(con: duckdb.DuckDBPyConnection, table: Table, partitions: list[str],
-                     check_earlier_partitions: bool) -> None:
+def _flag_duplicates(con: duckdb.DuckDBPyConnection, table: Table, run_partitions: list[str],
+                     check_earlier_partitions: bool, carry_keys: bool = False) -> None:
     """Temp table ``extra_violations``: duplicates among clean rows (first occurrence wins), and keys already in
-    other partitions of silver."""
+    silver partitions outside the run. With ``carry_keys`` the first occurrences of earlier chunks
+    (``dedup_seen``) take part in the ranking, and this chunk's new first occurrences are added to them."""
     pk = ", ".join(q(k) for k in table.primary_key)
     content = "hash(" + ", ".join(q(c.name) for c in table.columns) + ")"  # typed values of clean rows
+    order = "_partition, _source_sha256, _row_ordinal"
+    # a view: the narrow key columns of the clean rows, read from ``checked`` where needed (not a second copy)
+    con.execute(f"CREATE OR REPLACE TEMP VIEW clean_keys AS SELECT rowid AS _rid, {pk}, {order}, {content} AS _content "
+                "FROM checked WHERE len(_violations) = 0")
+    seen = ""
+    if carry_keys:
+        con.execute(f"CREATE TEMP TABLE IF NOT EXISTS dedup_seen AS SELECT {pk}, _content FROM clean_keys LIMIT 0")
+        # earlier chunks hold earlier partitions, so their rows rank first (an empty partition sorts before any),
+        # as in one ranking of the whole run; only the keys this chunk has are looked up
+        seen = (f" UNION ALL SELECT NULL::BIGINT AS _rid, {pk}, '' AS _partition, NULL AS _source_sha256, "
+                f"NULL AS _row_ordinal, _content FROM dedup_seen SEMI JOIN clean_keys USING ({pk})")
     earlier, earlier_case = "", ""
     if check_earlier_partitions:
-        parts = ", ".join(lit(p) for p in partitions) or "NULL"
+        parts = ", ".join(lit(p) for p in run_partitions) or "NULL"
+        # only this chunk's keys are looked up (a hash of them probes the scan of silver's key columns)
         earlier = (f"LEFT JOIN (SELECT {pk}, min(_partition) AS _earlier FROM lake.silver.{q(table.name)} "
-                   f"WHERE _partition NOT IN ({parts}) GROUP BY {pk}) e USING ({pk})")
+                   f"SEMI JOIN clean_keys USING ({pk}) WHERE _partition NOT IN ({parts}) GROUP BY {pk}) e USING ({pk})")
         earlier_case = "WHEN e._earlier IS NOT NULL THEN ['duplicate_key: key already in silver partition ' || e._earlier]"
     # rank only narrow key columns; join the few extra violations back (no wide copy of the rows)
-    order = "_partition, _source_sha256, _row_ordinal"
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE extra_violations AS
-            WITH clean AS (SELECT rowid AS _rid, {pk}, {order}, {content} AS _content FROM checked
-                           WHERE len(_violations) = 0),
+            WITH clean AS (SELECT * FROM clean_keys{seen}),
             ranked AS (
               SELECT *, row_number() OVER w AS _rn, first_value(_content) OVER w AS _first_content FROM clean
               WINDOW w AS (PARTITION BY {pk} ORDER BY {order})
@@ -388,8 +408,13 @@ def _flag_duplicates(con: duckdb.DuckDBPyConnection, table: Table, partitions: l
                 {earlier_case}
                 END AS _violations
             FROM ranked {earlier}
-            WHERE _rn > 1 {"OR e._earlier IS NOT NULL" if earlier else ""}"""
+            WHERE _rid IS NOT NULL AND (_rn > 1 {"OR e._earlier IS NOT NULL" if earlier else ""})"""
     )
+    if carry_keys:
+        con.execute(f"""INSERT INTO dedup_seen
+                        SELECT {pk}, _content FROM clean_keys ANTI JOIN dedup_seen USING ({pk})
+                        QUALIFY row_number() OVER (PARTITION BY {pk} ORDER BY {order}) = 1""")
+    con.execute("DROP VIEW clean_keys")
 
 
 def _combine_violations(con: duckdb.DuckDBPyConnection) -> None:
