@@ -71,7 +71,7 @@ class Settings:
     lake_dir: Path | None = field(default=None, metadata={"doc": "DuckDB/DuckLake catalog files (default `<home>/lake`)"})
     lake_catalog: str = field(default="", metadata={"doc": "DuckLake catalog: `sqlite:<path>` (default `sqlite:<lake_dir>/catalog.sqlite`) or `postgres:<dsn>`"})
     schema_policy: str = field(default="", metadata={"doc": "override every table's schema-evolution policy: `alert`, `auto_correct` or `reject` (default: per-table policy in contracts/<table>.yml)"})
-    silver_chunk_mb: int = field(default=512, metadata={"doc": "silver: working memory one pass may take, estimated from the bronze files' footers (rows × columns × 64 bytes); a larger window runs in chronological chunks of whole hours, committed one after another, with the same rows and reasons (0: the whole window in one pass)"})
+    silver_chunk_mb: int = field(default=1024, metadata={"doc": "silver: working memory one pass may take, estimated from the bronze files' footers (rows × columns × 64 bytes); a larger window runs in chronological chunks of whole hours, committed one after another, with the same rows and reasons (0: the whole window in one pass)"})
     decision_threshold: float = field(default=0.15, metadata={"doc": "approve when PD < threshold (evaluation, fairness, serving)"})
     gate_min_auc: float = field(default=0.65, metadata={"doc": "promotion gate: minimum out-of-time AUC of any champion"})
     gate_auc_tolerance: float = field(default=0.005, metadata={"doc": "promotion gate: how far below the champion's AUC a challenger may be"})

@@ -35,8 +35,9 @@ def bronze_uris(store: ObjectStore, table: str, hours: list[dt.datetime]) -> lis
     return [f.uri for f in bronze_files(store, table, hours)]
 
 
-#: Working memory per bronze value (a row × a column) while silver types, validates and ranks a chunk:
-#: 46-94 bytes measured on the simulator's tables (bench/costcurve.py; wide tables cost more per value).
+#: Working memory per bronze value (a row × a column) of a chunk while silver types, validates and ranks it, from
+#: the peak RSS of chunked runs over the interpreter's own (~250 MB): 66-76 bytes a value measured at the cost
+#: curve's 10M rows (bench/RESULTS.md; one pass over a whole window measured 36-47).
 VALUE_BYTES = 64
 
 

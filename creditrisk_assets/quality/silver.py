@@ -395,25 +395,29 @@ def _flag_duplicates(con: duckdb.DuckDBPyConnection, table: Table, run_partition
                    f"SEMI JOIN clean_keys USING ({pk}) WHERE _partition NOT IN ({parts}) GROUP BY {pk}) e USING ({pk})")
         earlier_case = "WHEN e._earlier IS NOT NULL THEN ['duplicate_key: key already in silver partition ' || e._earlier]"
     # rank only narrow key columns; join the few extra violations back (no wide copy of the rows)
+    ranking = f"""WITH clean AS (SELECT * FROM clean_keys{seen})
+                  SELECT _rid, {pk}, _content, row_number() OVER w AS _rn, first_value(_content) OVER w AS _first_content
+                  FROM clean
+                  WINDOW w AS (PARTITION BY {pk} ORDER BY {order})"""
+    if carry_keys:  # the chunk's ranking is read twice: kept (narrow, bounded by the chunk)
+        con.execute(f"CREATE OR REPLACE TEMP TABLE ranked_keys AS {ranking}")
+        ranked = "ranked_keys"
+    else:
+        ranked = f"({ranking})"
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE extra_violations AS
-            WITH clean AS (SELECT * FROM clean_keys{seen}),
-            ranked AS (
-              SELECT *, row_number() OVER w AS _rn, first_value(_content) OVER w AS _first_content FROM clean
-              WINDOW w AS (PARTITION BY {pk} ORDER BY {order})
-            )
             SELECT _rid, CASE
                 WHEN _rn > 1 AND _content = _first_content THEN ['duplicate_row: exact copy of an earlier row']
                 WHEN _rn > 1 THEN ['duplicate_key: same key as an earlier row with different values']
                 {earlier_case}
                 END AS _violations
-            FROM ranked {earlier}
+            FROM {ranked} ranked {earlier}
             WHERE _rid IS NOT NULL AND (_rn > 1 {"OR e._earlier IS NOT NULL" if earlier else ""})"""
     )
     if carry_keys:
-        con.execute(f"""INSERT INTO dedup_seen
-                        SELECT {pk}, _content FROM clean_keys ANTI JOIN dedup_seen USING ({pk})
-                        QUALIFY row_number() OVER (PARTITION BY {pk} ORDER BY {order}) = 1""")
+        # this chunk's first occurrences of keys no earlier chunk had (a carried key ranks first itself)
+        con.execute(f"INSERT INTO dedup_seen SELECT {pk}, _content FROM ranked_keys WHERE _rid IS NOT NULL AND _rn = 1")
+        con.execute("DROP TABLE ranked_keys")
     con.execute("DROP VIEW clean_keys")
 
 
