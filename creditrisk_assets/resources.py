@@ -541,6 +541,11 @@ class Lake:
         return writer_lock(self.config.sqlite_file)
 
     @staticmethod
+    def as_of(snapshot_id: int | None) -> str:
+        """The clause that reads a lake table as it was at ``snapshot_id`` (`` AT (VERSION => n)``; now when None)."""
+        return f" AT (VERSION => {int(snapshot_id)})" if snapshot_id is not None else ""
+
+    @staticmethod
     def snapshot_id(con: duckdb.DuckDBPyConnection) -> int:
         return int(con.execute(f"SELECT max(snapshot_id) FROM ducklake_snapshots('{LAKE_ALIAS}')").fetchone()[0])  # type: ignore[index]
 

@@ -117,22 +117,18 @@ class GradeTally:
                              "mean_score": s[:, 2] / s[:, 0], "decline_rate": s[:, 3] / s[:, 0]})
 
 
-def _at(snapshot_id: int) -> str:
-    return f" AT (VERSION => {int(snapshot_id)})"
-
-
 def key_ranges(con: duckdb.DuckDBPyConnection, rows_per_batch: int, snapshot_id: int) -> list[int]:
     """The first key of every range of ``rows_per_batch`` applications of gold at the snapshot, in order
     (range ``i`` runs from ``starts[i]`` up to, not including, ``starts[i + 1]``)."""
     return [int(r[0]) for r in con.execute(
         f"SELECT {KEY} FROM (SELECT {KEY}, row_number() OVER (ORDER BY {KEY}) - 1 AS i "
-        f"FROM {GOLD_TABLE}{_at(snapshot_id)}) WHERE i % ? = 0 ORDER BY {KEY}", [int(rows_per_batch)]).fetchall()]
+        f"FROM {GOLD_TABLE}{Lake.as_of(snapshot_id)}) WHERE i % ? = 0 ORDER BY {KEY}", [int(rows_per_batch)]).fetchall()]
 
 
 def read_range(con: duckdb.DuckDBPyConnection, starts: list[int], i: int, snapshot_id: int) -> pa.Table:
     """Gold applications of range ``i`` (see ``key_ranges``), ordered by key."""
     upper = f" AND {KEY} < {int(starts[i + 1])}" if i + 1 < len(starts) else ""
-    return con.execute(f"SELECT * FROM {GOLD_TABLE}{_at(snapshot_id)} WHERE {KEY} >= {int(starts[i])}{upper} "
+    return con.execute(f"SELECT * FROM {GOLD_TABLE}{Lake.as_of(snapshot_id)} WHERE {KEY} >= {int(starts[i])}{upper} "
                        f"ORDER BY {KEY}").to_arrow_table()
 
 
@@ -216,8 +212,8 @@ def score_batch(settings: Settings, store: ObjectStore, lake: Lake, input_key: s
         stem = "applicant_features"
         with lake.connect_lake() as con:
             snapshot_id = Lake.snapshot_id(con)
-            source = con.execute(f"SELECT * FROM {GOLD_TABLE}{_at(snapshot_id)} LIMIT 0").to_arrow_table().schema
-            count = int(con.execute(f"SELECT count(*) FROM {GOLD_TABLE}{_at(snapshot_id)}").fetchone()[0])  # type: ignore[index]
+            source = con.execute(f"SELECT * FROM {GOLD_TABLE}{Lake.as_of(snapshot_id)} LIMIT 0").to_arrow_table().schema
+            count = int(con.execute(f"SELECT count(*) FROM {GOLD_TABLE}{Lake.as_of(snapshot_id)}").fetchone()[0])  # type: ignore[index]
             starts = key_ranges(con, rows, snapshot_id)
         columns = source.names
         engine = scoring_engine(settings, count)

@@ -11,6 +11,8 @@ from typing import Any
 import duckdb
 import pandas as pd
 
+from ..resources import Lake
+
 GOLD_TABLE = "lake.gold.applicant_features"
 
 
@@ -37,7 +39,7 @@ class FeatureCache:
 
     @classmethod
     def load(cls, con: duckdb.DuckDBPyConnection, snapshot_id: int | None = None) -> FeatureCache:
-        at = f" AT (VERSION => {int(snapshot_id)})" if snapshot_id is not None else ""
+        at = Lake.as_of(snapshot_id)
         return cls(con.execute(f"SELECT * FROM {GOLD_TABLE}{at}").df(), snapshot_id)
 
     def get(self, sk_id_curr: int) -> dict[str, Any] | None:

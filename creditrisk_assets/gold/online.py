@@ -295,7 +295,9 @@ class Rejected:
 def _history_frames(lake_con: duckdb.DuckDBPyConnection, tables: Sequence[str], key: str,
                     snapshot_id: int | None) -> dict[str, pa.Table]:
     """The silver tables ``tables`` at ``snapshot_id``, sorted by the applicant key (scans skip row groups)."""
-    at = f" AT (VERSION => {int(snapshot_id)})" if snapshot_id is not None else ""
+    from ..resources import Lake
+
+    at = Lake.as_of(snapshot_id)
     present = {r[0] for r in lake_con.execute("SELECT table_name FROM duckdb_tables() WHERE database_name = 'lake' "
                                               "AND schema_name = 'silver'").fetchall()}
     out = {}

@@ -29,6 +29,7 @@ import pandas as pd
 from ..contracts import TABLES
 from ..gold.catalogue import Feature, features
 from ..gold.dbt_profiles import PROJECT_DIR
+from ..resources import Lake
 from ..settings import GIT_SHA_PATTERN, Settings
 
 TARGET = "TARGET"
@@ -84,7 +85,7 @@ def source_row_counts(con: duckdb.DuckDBPyConnection, tables: Iterable[str],
                       snapshot_id: int | None = None) -> dict[str, int]:
     """Rows in silver at ``snapshot_id`` (now when None) of each contract table among ``tables``; a table
     silver has not created yet has none. Names that are not contract tables are left out (not counted)."""
-    at = f" AT (VERSION => {int(snapshot_id)})" if snapshot_id is not None else ""
+    at = Lake.as_of(snapshot_id)
     out = {}
     for table in dict.fromkeys(tables):
         if table not in TABLES:
@@ -121,7 +122,7 @@ def age_band(age: pd.Series) -> pd.Series:
 def load_matured(con: duckdb.DuckDBPyConnection, as_of: dt.datetime | None = None,
                  snapshot_id: int | None = None) -> pd.DataFrame:
     """Features of every application whose outcome is known at ``as_of`` (all when None)."""
-    at = f" AT (VERSION => {int(snapshot_id)})" if snapshot_id is not None else ""
+    at = Lake.as_of(snapshot_id)
     matured = "" if as_of is None else "WHERE o.OUTCOME_TIME <= ?"
     params = [] if as_of is None else [as_of]
     return con.execute(

@@ -107,7 +107,7 @@ def reference_frame(con: duckdb.DuckDBPyConnection, champion: Champion) -> pd.Da
     params = [] if champion.trained_until is None else [champion.trained_until.to_pydatetime()]
     if champion.snapshot_id is not None:
         try:
-            return con.execute(f"SELECT * FROM {GOLD_TABLE} AT (VERSION => {champion.snapshot_id}) {until}",
+            return con.execute(f"SELECT * FROM {GOLD_TABLE}{Lake.as_of(champion.snapshot_id)} {until}",
                                params).df()
         except duckdb.Error:
             pass

@@ -565,5 +565,7 @@ def account_rows(con: duckdb.DuckDBPyConnection, table: Table, bronze_uris: list
 
 def read_as_of(con: duckdb.DuckDBPyConnection, table: str, snapshot_id: int | None = None) -> pd.DataFrame:
     """A silver table as it was at ``snapshot_id`` (latest when None)."""
-    at = f" AT (VERSION => {int(snapshot_id)})" if snapshot_id is not None else ""
+    from ..resources import Lake
+
+    at = Lake.as_of(snapshot_id)
     return con.execute(f"SELECT * FROM lake.silver.{q(table)}{at}").df()
