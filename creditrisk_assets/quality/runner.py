@@ -11,7 +11,15 @@ from ..contracts import Table
 from ..layout import bronze_table_prefix, parse_bronze_key, partition_key
 from ..resources import Lake, ObjectStore
 from ..settings import Settings
-from .silver import Accounting, SilverResult, account_rows, build_silver, ensure_lake_tables, write_silver
+from .silver import (
+    Accounting,
+    SilverResult,
+    account_rows,
+    build_silver,
+    ensure_lake_tables,
+    lit,
+    write_silver,
+)
 
 
 @dataclass(frozen=True)
@@ -47,7 +55,7 @@ def values_per_hour(con: duckdb.DuckDBPyConnection, files: list[BronzeFile]) -> 
         return {}
     hour_of = {f.uri: f.hour for f in files}
     out: dict[dt.datetime, int] = {}
-    listed = ", ".join("'" + u.replace("'", "''") + "'" for u in hour_of)
+    listed = ", ".join(lit(u) for u in hour_of)
     # one row per row group and column chunk: its values, nulls included
     for uri, values in con.execute(f"SELECT file_name, sum(num_values) FROM parquet_metadata([{listed}]) "
                                    "GROUP BY file_name").fetchall():
@@ -74,9 +82,9 @@ def chunk_hours(hours: list[dt.datetime], weight: dict[dt.datetime, int], max_we
     return chunks
 
 
-def merge_results(table: str, parts: list[SilverResult], chunks: int = 1) -> SilverResult:
+def merge_results(table: str, parts: list[SilverResult]) -> SilverResult:
     """One result for a run from the results of its chunks (the snapshot is the last chunk's)."""
-    merged = SilverResult(table, [p for r in parts for p in r.partitions], chunks=chunks)
+    merged = SilverResult(table, [p for r in parts for p in r.partitions], chunks=len(parts))
     by_rule: dict[str, int] = {}
     for r in parts:
         merged.bronze_rows += r.bronze_rows
@@ -116,7 +124,9 @@ def run_silver(store: ObjectStore, lake: Lake, settings: Settings, table: Table,
     limit = settings.silver_chunk_mb * 2**20 // VALUE_BYTES if max_chunk_values is None else max_chunk_values
     con = lake.connect_lake()
     try:
-        chunks = chunk_hours(hours, values_per_hour(con, files) if limit else {}, limit)
+        # one hour is one chunk whatever it weighs: the hourly path reads no footers
+        weigh = limit and len(set(hours)) > 1
+        chunks = chunk_hours(hours, values_per_hour(con, files) if weigh else {}, limit if weigh else 0)
         ensure_lake_tables(con, table)
         results = []
         for chunk in chunks:
@@ -129,7 +139,7 @@ def run_silver(store: ObjectStore, lake: Lake, settings: Settings, table: Table,
         accounting = account_rows(con, table, [f.uri for f in files], partitions)
     finally:
         con.close()
-    return SilverRun(merge_results(table.name, results, len(chunks)), accounting)
+    return SilverRun(merge_results(table.name, results), accounting)
 
 
 def ingest_to_silver(store: ObjectStore, lake: Lake, settings: Settings, hours: list[dt.datetime],
