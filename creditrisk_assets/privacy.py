@@ -43,7 +43,8 @@ from __future__ import annotations
 
 import datetime as dt
 import io
-import sqlite3
+import subprocess
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -273,18 +274,15 @@ def _stats_residue(con: duckdb.DuckDBPyConnection, pseudonyms: set[str]) -> list
 
 
 def _vacuum_sqlite_catalog(settings: Settings) -> bool:
+    """VACUUM the SQLite catalog (a forgotten value may linger in its free pages) in a child process: Python's
+    ``sqlite3`` must not open the catalog in a process where DuckDB's SQLite may have it open (two copies of
+    SQLite in one process break each other's locks; see ``Lake.connect_lake``)."""
     catalog = settings.sqlite_lake_catalog
     if catalog is None:
         return False
-    try:
-        db = sqlite3.connect(catalog, timeout=10)
-        try:
-            db.execute("VACUUM")
-        finally:
-            db.close()
-        return True
-    except sqlite3.Error:
-        return False
+    code = "import sqlite3, sys; db = sqlite3.connect(sys.argv[1], timeout=10); db.execute('VACUUM'); db.close()"
+    done = subprocess.run([sys.executable, "-c", code, catalog], capture_output=True, check=False)
+    return done.returncode == 0
 
 
 def _expire_and_clean(con: duckdb.DuckDBPyConnection, versions: list[int] | None = None,

@@ -341,6 +341,8 @@ T = TypeVar("T")
 LAKE_ALIAS = "lake"
 WRITER_LOCK_TIMEOUT_S = 600.0
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+# ATTACH options of a SQLite-catalogued lake (``Lake.connect_lake`` and dbt's profile): see ``connect_lake``
+SQLITE_META_OPTIONS: dict[str, str | int] = {"meta_journal_mode": "WAL", "meta_busy_timeout": SQLITE_BUSY_TIMEOUT_MS}
 # the Dagster concurrency pool of the assets that write the lake (silver, gold); its limit (1) is set on the
 # instance (`concurrency: pools: ...` in dagster.yaml, or `dagster instance concurrency set lake 1`)
 LAKE_POOL = "lake"
@@ -460,20 +462,18 @@ class Lake:
         if self.config.s3 is None:
             Path(self.data_path).mkdir(parents=True, exist_ok=True)
         con.execute(f"LOAD '{extension_path('ducklake')}'")
-        # SQLite answers "database is locked" at once while another connection commits: wait for it instead
-        busy = f", META_BUSY_TIMEOUT {SQLITE_BUSY_TIMEOUT_MS}" if sqlite_file else ""
+        # SQLite answers "database is locked" at once while another connection commits: wait for it instead.
+        # Write-ahead log: readers (other runs) neither block nor are blocked by a committing writer; writers
+        # take turns on ``writer_lock``. The mode is set by DuckDB's own SQLite and kept in the file. Never open
+        # the catalog with Python's ``sqlite3`` in a process that has it attached: two copies of SQLite in one
+        # process do not see each other's POSIX locks, and closing one deletes the WAL under the other
+        # ("disk I/O error", SIGBUS; duckdb/duckdb-sqlite#82).
+        meta = "".join(f", {k.upper()} {v!r}" for k, v in SQLITE_META_OPTIONS.items()) if sqlite_file else ""
         attach = (f"ATTACH 'ducklake:{catalog}' AS {LAKE_ALIAS} "
-                  f"(DATA_PATH '{self.data_path}', DATA_INLINING_ROW_LIMIT 0{busy})")
+                  f"(DATA_PATH '{self.data_path}', DATA_INLINING_ROW_LIMIT 0{meta})")
         fresh = sqlite_file is not None and not (Path(sqlite_file).exists() and Path(sqlite_file).stat().st_size)
         # the first ATTACH creates the catalog: two at once (two runs on a new lake) meet SQLite's lock
         with writer_lock(sqlite_file) if fresh else contextlib.nullcontext():
-            if fresh and sqlite_file:
-                # write-ahead log: readers (other runs) neither block nor are blocked by a committing writer;
-                # writers take turns on ``writer_lock``. The mode is kept in the file.
-                import sqlite3
-
-                with contextlib.closing(sqlite3.connect(sqlite_file)) as db:
-                    db.execute("PRAGMA journal_mode=WAL")
             for attempt in range(1, 9):
                 try:
                     con.execute(attach)

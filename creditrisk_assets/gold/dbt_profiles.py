@@ -11,7 +11,7 @@ from pathlib import Path
 
 import yaml  # type: ignore[import-untyped]  # types-PyYAML is not in the dev dependencies
 
-from ..resources import LAKE_ALIAS, Lake, extension_path
+from ..resources import LAKE_ALIAS, SQLITE_META_OPTIONS, Lake, extension_path
 from ..settings import Settings
 
 PROJECT_DIR = Path(__file__).resolve().parents[2] / "dbt_project"
@@ -35,7 +35,8 @@ def profile_dict(settings: Settings) -> dict:
                            "autoinstall_known_extensions": False, "autoload_known_extensions": False},
         "extensions": extensions,
         "attach": [{"path": f"ducklake:{catalog}", "alias": LAKE_ALIAS,
-                    "options": {"data_path": lake.data_path, "data_inlining_row_limit": 0}}],
+                    "options": {"data_path": lake.data_path, "data_inlining_row_limit": 0,
+                                **(SQLITE_META_OPTIONS if catalog.startswith("sqlite:") else {})}}],
     }
     if settings.object_store == "s3":
         output["extensions"].insert(0, str(extension_path("httpfs")))
