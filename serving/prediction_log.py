@@ -22,7 +22,6 @@ import datetime as dt
 import fcntl
 import hashlib
 import io
-import json
 import logging
 import os
 import tempfile
@@ -31,6 +30,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -85,7 +85,9 @@ class PredictionLogWriter:
         return os.open(self._segment_path(self._segment), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
 
     def log(self, rows: list[dict[str, Any]]) -> None:
-        line = (json.dumps(rows, separators=(",", ":"), default=_plain) + "\n").encode()
+        # orjson: the request path's largest cost with the stdlib encoder (100 rows of ~110 fields: 8.4 ms in
+        # a replica vs 2.6 ms); it writes aware timestamps as ISO 8601 and a NaN as null
+        line = orjson.dumps(rows, default=_plain, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_APPEND_NEWLINE)
         with self._lock:
             _write_all(self._spool_fd, line)  # in the kernel before the answer leaves: survives a SIGKILL
             self._rows.extend(rows)
@@ -236,7 +238,7 @@ def _read_segment(path: Path) -> list[dict[str, Any]]:
         if not line.strip():
             continue
         try:
-            batch = json.loads(line)
+            batch = orjson.loads(line)
         except ValueError:
             log.warning("torn line in a prediction log spool segment skipped", extra={"segment": path.name})
             continue
